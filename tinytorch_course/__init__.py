@@ -1,0 +1,1 @@
+"Course tooling for tinytorch: nbdev export processing (and, later, grading helpers)."
