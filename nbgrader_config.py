@@ -6,7 +6,6 @@ Run nbgrader from this folder (the course root). Assignments live in `modules/`
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "tinytorch"
-c.CourseDirectory.root = "."
 c.CourseDirectory.source_directory = "modules"
 
 # Gradebook: sqlite at the course root is the embedded default, fine for one grader.
@@ -14,8 +13,6 @@ c.CourseDirectory.source_directory = "modules"
 #   c.CourseDirectory.db_url = "postgresql://user:password@host/tinytorch"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 
-# Only the optimizers module is graded; the other notebooks are solved prerequisites.
-c.CourseDirectory.db_assignments = [dict(name="07_optimizers")]
 
 # A cell that runs longer than this is stopped and graded as failed.
 c.Execute.timeout = 60

@@ -101,8 +101,8 @@ def _matmul_grads(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> tuple:
     "Gradients of `a @ b` with respect to `a` and `b`, for 1-d, 2-d and batched operands."
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
-    if a.ndim == 1: g = np.expand_dims(g, -2)
-    if b.ndim == 1: g = np.expand_dims(g, -1)
+    if b.ndim == 1: g = g[..., None]  # restore the column axis numpy dropped
+    if a.ndim == 1: g = g[..., None, :]  # and the row axis
     ga, gb = g @ np.swapaxes(b2, -1, -2), np.swapaxes(a2, -1, -2) @ g
     if a.ndim == 1: ga = ga.squeeze(-2)
     if b.ndim == 1: gb = gb.squeeze(-1)

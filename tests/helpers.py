@@ -1,0 +1,91 @@
+"""Shared test helpers and Hypothesis strategies (one place, as in minitorch)."""
+import numpy as np
+from hypothesis import strategies as st
+
+from tinytorch.core.tensor import Tensor
+
+# ---- Hypothesis strategies -------------------------------------------------------------------
+shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+nonempty_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def leaf(rng, shape, low=-2.0, high=2.0):
+    "A float64 leaf tensor that requires grad."
+    return Tensor(rng.uniform(low, high, size=shape), requires_grad=True, dtype=np.float64)
+
+
+def away_from_zero(rng, shape, low=0.2, high=2.0):
+    "float64 values with |x| in [low, high]: safe for log, division and kinks at zero."
+    return rng.uniform(low, high, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+
+# ---- torch oracle cases ----------------------------------------------------------------------
+ORACLE_STEPS = 40
+ORACLE_SNAPSHOTS = (1, 2, 5, 10, 20, 40)
+ORACLE_CASES = 24
+
+
+def oracle_case(k: int) -> dict:
+    "Case k of the torch comparison: optimizer, hyperparameters, shapes, starting values, gradients."
+    rng = np.random.default_rng(1000 + k)
+    kind = ("sgd", "adam", "adamw")[k % 3]
+    case = {"kind": kind, "lr": float(10 ** rng.uniform(-3, -1)),
+            "weight_decay": float(rng.choice([0.0, 10 ** rng.uniform(-3, -1)])),
+            "scale": float(10.0 ** rng.choice([-6, -3, 0, 1]))}
+    if kind == "sgd":
+        case["momentum"] = float(rng.choice([0.0, 0.5, 0.9]))
+    else:
+        case["betas"] = (float(rng.uniform(0.8, 0.95)), float(rng.uniform(0.99, 0.9999)))
+        case["eps"] = float(rng.choice([1e-8, 1e-6]))
+    ndims = [0, 1, 2, 3]
+    case["shapes"] = [tuple(int(d) for d in rng.integers(1, 5, size=n)) for n in ndims]
+    case["init"] = [rng.normal(size=s).astype(np.float32) for s in case["shapes"]]
+    case["grads"] = [[(case["scale"] * rng.normal(size=s)).astype(np.float32) for s in case["shapes"]]
+                     for _ in range(ORACLE_STEPS)]
+    return case
+
+
+def hyperparameters(case: dict) -> dict:
+    "The keyword arguments shared by tinytorch and torch.optim for this case."
+    keys = ("lr", "weight_decay", "momentum", "betas", "eps")
+    return {k: case[k] for k in keys if k in case}
+
+
+def tinytorch_trajectory(case: dict) -> dict:
+    "Parameter values at each snapshot step, from the exported tinytorch optimizers."
+    from tinytorch.core.optimizers import SGD, Adam, AdamW
+    cls = {"sgd": SGD, "adam": Adam, "adamw": AdamW}[case["kind"]]
+    params = [Tensor(x, requires_grad=True) for x in case["init"]]
+    opt, out = cls(params, **hyperparameters(case)), {}
+    for t, gs in enumerate(case["grads"], start=1):
+        for p, g in zip(params, gs):
+            p.grad = Tensor(g)
+        opt.step()
+        if t in ORACLE_SNAPSHOTS:
+            out[t] = [p.data.copy() for p in params]
+    return out
+
+
+def torch_trajectory(case: dict) -> dict:
+    "The same, from torch.optim (foreach=False, float32)."
+    import torch
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[case["kind"]]
+    params = [torch.tensor(x, requires_grad=True) for x in case["init"]]
+    opt, out = cls(params, foreach=False, **hyperparameters(case)), {}
+    for t, gs in enumerate(case["grads"], start=1):
+        for p, g in zip(params, gs):
+            p.grad = torch.tensor(g)
+        opt.step()
+        if t in ORACLE_SNAPSHOTS:
+            out[t] = [p.detach().numpy().copy() for p in params]
+    return out
+
+
+def worst_relative_error(ours: dict, theirs: dict) -> float:
+    "Largest |ours - theirs| relative to the size of theirs, over snapshots and parameters."
+    worst = 0.0
+    for t in theirs:
+        for a, b in zip(ours[t], theirs[t]):
+            worst = max(worst, float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30)))
+    return worst

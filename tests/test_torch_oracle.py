@@ -1,0 +1,44 @@
+"""The exported optimizers follow torch.optim step for step (40 steps, 0-d to 3-d, random hyperparameters).
+
+With torch installed (the `oracle` extra) the comparison runs live; the committed fixture, made by
+tests/make_torch_fixture.py, lets the same check run without torch.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import ORACLE_CASES, ORACLE_SNAPSHOTS, oracle_case, tinytorch_trajectory, worst_relative_error
+
+FIXTURE = Path(__file__).with_name("fixtures") / "torch_trajectories.npz"
+TOLERANCE = 1e-5
+
+
+def fixture_trajectory(stored, k: int) -> dict:
+    return {t: [stored[f"case{k}_step{t}_param{i}"] for i in range(4)] for t in ORACLE_SNAPSHOTS}
+
+
+@pytest.mark.parametrize("k", range(ORACLE_CASES))
+def test_matches_committed_torch_trajectories(k):
+    with np.load(FIXTURE) as stored:
+        theirs = fixture_trajectory(stored, k)
+    case = oracle_case(k)
+    assert [p.shape for p in theirs[1]] == [tuple(s) for s in case["shapes"]], "fixture and cases disagree"
+    assert worst_relative_error(tinytorch_trajectory(case), theirs) <= TOLERANCE
+
+
+@pytest.mark.parametrize("k", range(ORACLE_CASES))
+def test_matches_live_torch(k):
+    pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
+    from helpers import torch_trajectory
+    case = oracle_case(k)
+    assert worst_relative_error(tinytorch_trajectory(case), torch_trajectory(case)) <= TOLERANCE
+
+
+def test_fixture_still_matches_torch():
+    "The fixture is what the installed torch produces (catches a stale fixture)."
+    pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
+    from helpers import torch_trajectory
+    with np.load(FIXTURE) as stored:
+        for k in range(0, ORACLE_CASES, 5):
+            assert worst_relative_error(torch_trajectory(oracle_case(k)), fixture_trajectory(stored, k)) <= 1e-6
