@@ -89,3 +89,73 @@ def worst_relative_error(ours: dict, theirs: dict) -> float:
         for a, b in zip(ours[t], theirs[t]):
             worst = max(worst, float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30)))
     return worst
+
+
+# ---- the course pipeline ---------------------------------------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_NB = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
+MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
+
+
+def tool_env() -> dict:
+    "The environment for nbgrader/nbdev commands: this interpreter's bin folder first on PATH."
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_tool(cwd, *args, check=True):
+    "Run a console script of this environment (nbgrader, nbdev-export, ...) in `cwd`."
+    exe = str(Path(sys.executable).parent / args[0])
+    proc = subprocess.run([exe, *args[1:]], cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_nb(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def cell_source(cell) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def regions(text: str, kind: str) -> list:
+    "Lines between `### BEGIN {kind}` and `### END {kind}` markers."
+    out, inside = [], False
+    for line in text.splitlines():
+        if line.strip() == f"### BEGIN {kind}":
+            inside = True
+        elif line.strip() == f"### END {kind}":
+            inside = False
+        elif inside:
+            out.append(line)
+    return out
+
+
+def make_course(dest: Path) -> Path:
+    "A throwaway course folder holding the nbgrader config and the module 07 source."
+    (dest / "modules").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest)
+    shutil.copytree(ROOT / "modules" / "07_optimizers", dest / "modules" / "07_optimizers")
+    return dest
+
+
+def submission_scores(course: Path) -> dict:
+    "{student: (score, max_score)} from the course's gradebook."
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {s.student_id: (s.score, s.max_score) for s in gb.assignment_submissions("07_optimizers")}

@@ -1,0 +1,58 @@
+"""The real nbgrader 0.9 pipeline on module 07: release, then autograde the source and the blank student version."""
+import re
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers import (MARKERS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, regions, run_tool,
+                     submission_scores)
+
+pytestmark = pytest.mark.slow
+MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("course"))
+    run_tool(course, "nbgrader", "generate_assignment", "07_optimizers", "--force")
+    return course
+
+
+@pytest.fixture(scope="module")
+def student_nb(course):
+    return course / "release" / "07_optimizers" / "optimizers.ipynb"
+
+
+def test_student_version_holds_no_solution_and_no_hidden_test(student_nb):
+    text = student_nb.read_text()
+    assert not MARKERS.search(text)
+    source = "\n".join(cell_source(c) for c in read_nb(SOURCE_NB)["cells"])
+    secret = {line.strip() for kind in ("SOLUTION", "HIDDEN TESTS") for line in regions(source, kind)}
+    public = {line.strip() for line in MARKERS_AND_REGIONS.sub("", source).splitlines()}
+    secret = {s for s in secret - public if len(s) > 12 and not s.startswith("#")}
+    student_lines = {line.strip() for c in read_nb(student_nb)["cells"] for line in cell_source(c).splitlines()}
+    leaked = secret & student_lines
+    assert not leaked, f"{len(leaked)} solution or hidden-test lines reach students, e.g. {sorted(leaked)[:3]}"
+
+
+def test_student_stubs_raise_not_implemented_and_nothing_else_breaks(student_nb):
+    nb = nbformat.read(student_nb, as_version=4)
+    stubs = [c for c in nb.cells if nbgrader_meta(c).get("solution")]
+    assert stubs and all("raise NotImplementedError()" in cell_source(c) for c in stubs)
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(student_nb.parent)}}).execute()
+    errors = {o["ename"] for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"}
+    assert errors == {"NotImplementedError"}
+
+
+def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course, student_nb):
+    for student, nb in [("reference", SOURCE_NB), ("blank", student_nb)]:
+        dest = course / "submitted" / student / "07_optimizers"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nb, dest / "optimizers.ipynb")
+    run_tool(course, "nbgrader", "autograde", "07_optimizers")
+    scores = submission_scores(course)
+    assert scores["reference"] == (100.0, 100.0)
+    assert scores["blank"][0] <= 10.0
