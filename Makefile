@@ -13,13 +13,17 @@ else
 STAMP :=
 endif
 
-.PHONY: help install export clean-nbs demo test lab
+.PHONY: help install export clean-nbs demo notebooks test lab release autograde feedback grades
 
 help:
 	@echo "make demo    install, export the package, run every notebook, print a summary"
 	@echo "make test    the test suite (package, notebooks, nbdev, nbgrader)"
 	@echo "make export  regenerate tinytorch/ from modules/ with nbdev"
 	@echo "make lab     JupyterLab on the modules"
+	@echo "make release    nbgrader generate_assignment + the student repository in dist/student/"
+	@echo "make autograde  grade submitted/*/07_optimizers/ in parallel (WORKERS=N, default: cores)"
+	@echo "make feedback   feedback/<student>/07_optimizers/optimizers.html"
+	@echo "make grades     grades.csv and a grade table"
 
 .venv/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
@@ -35,8 +39,27 @@ export: install
 clean-nbs: install
 	$(BIN)/nbdev-clean
 
+WORKERS ?= 0
+GRADING := $(BIN)/python -m tinytorch_course.grading
+
+# The instructor's whole path on bundled example submissions (see tinytorch_course/demo.py).
 demo: export
 	$(BIN)/python -m tinytorch_course.demo
+
+notebooks: export
+	$(BIN)/python -m tinytorch_course.demo --notebooks-only
+
+release: install
+	$(GRADING) release
+
+autograde: install
+	$(GRADING) autograde --workers $(WORKERS)
+
+feedback: install
+	$(GRADING) feedback
+
+grades: install
+	$(GRADING) grades
 
 test: install
 	$(BIN)/python -m pytest

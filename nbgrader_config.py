@@ -1,26 +1,31 @@
 """nbgrader configuration for the tinytorch course (nbgrader 0.9).
 
-Run nbgrader from this folder (the course root). Assignments live in `modules/`
-(`modules/07_optimizers/optimizers.ipynb` is assignment `07_optimizers`).
+Run nbgrader (or `make release/autograde/feedback/grades`) from this folder, the course root.
+Assignments live in `modules/`: `modules/07_optimizers/optimizers.ipynb` is assignment `07_optimizers`.
 """
+from tinytorch_course.grading import EXECUTE, FEEDBACK, RECORD, SANITIZE
+
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "tinytorch"
 c.CourseDirectory.source_directory = "modules"
 
-# Gradebook: sqlite at the course root is the embedded default, fine for one grader.
-# When several graders or a JupyterHub share a course, point this at PostgreSQL:
+# The gradebook defaults to sqlite at <course root>/gradebook.db, fine for one grader.
+# When several graders or a JupyterHub share the course, point it at PostgreSQL:
 #   c.CourseDirectory.db_url = "postgresql://user:password@host/tinytorch"
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 
-
-# A cell that runs longer than this is stopped and graded as failed.
+# A cell that runs longer than this is interrupted and graded as failed.
 c.Execute.timeout = 60
 
 # Graded cells a student deleted come back during autograding.
 c.OverwriteCells.add_missing_cells = True
 
 # What students see in place of a solution.
-c.ClearSolutions.code_stub = {
-    "python": "# YOUR CODE HERE\nraise NotImplementedError()",
-}
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Autograding restores deleted read-only cells (RestoreMissingCells), survives dead kernels
+# (RobustExecute), and feedback never shows hidden-test source (HideHiddenTests), also when nbgrader
+# is run directly. See tinytorch_course/preprocessors.py.
+c.Autograde.sanitize_preprocessors = SANITIZE
+c.Autograde.autograde_preprocessors = EXECUTE + RECORD
+c.GenerateFeedback.preprocessors = FEEDBACK

@@ -1,16 +1,14 @@
 """The real nbgrader 0.9 pipeline on module 07: release, then autograde the source and the blank student version."""
-import re
 import shutil
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import (MARKERS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, regions, run_tool,
+from helpers import (MARKERS, MARKERS_AND_REGIONS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, regions, run_tool,
                      submission_scores)
 
 pytestmark = pytest.mark.slow
-MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,8 @@
 """nbdev export processor: the package must read as library code.
 
-nbgrader needs `### BEGIN SOLUTION` / `### END SOLUTION` around each solution, and its
-student version puts `# YOUR CODE HERE` in front of every stub. Neither belongs in
-`tinytorch/`, so this processor drops those lines from every exported cell.
-Configured in `pyproject.toml` as `export_procs`.
+nbgrader needs delimiter comments around each solution, and its student version puts a
+"your code here" comment in front of every stub. Neither belongs in `tinytorch/`, so this processor
+drops those lines from every exported cell. Configured in `pyproject.toml` as `export_procs`.
 """
 import re
 

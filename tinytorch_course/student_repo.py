@@ -1,0 +1,51 @@
+"""The student repository: what a course publishes and points Binder at (built by `make release`).
+
+It holds the student version of module 07 (as nbgrader releases it), the solved prerequisite
+notebooks, the package exported from those (so `tinytorch/core/optimizers.py` holds only stubs),
+`binder/`, and a student README. It holds no solution, no hidden test and no grader marker.
+"""
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEEP_TOOLING = ("__init__.py", "export.py")  # students need the export processor, nothing else
+
+
+def build_student_repo(course_root: Path, dest: Path) -> Path:
+    "Assemble dist/student/ from the course's release/ folder and the solved prerequisites."
+    release = course_root / "release" / "07_optimizers" / "optimizers.ipynb"
+    if not release.exists():
+        raise FileNotFoundError(f"{release} is missing: run nbgrader generate_assignment first")
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "modules").mkdir(parents=True)
+    for module in sorted((ROOT / "modules").iterdir()):
+        if module.is_dir() and module.name != "07_optimizers":
+            shutil.copytree(module, dest / "modules" / module.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (dest / "modules" / "07_optimizers").mkdir()
+    shutil.copy(release, dest / "modules" / "07_optimizers" / "optimizers.ipynb")
+    shutil.copytree(ROOT / "binder", dest / "binder")
+    (dest / "tinytorch_course").mkdir()
+    for name in KEEP_TOOLING:
+        shutil.copy(ROOT / "tinytorch_course" / name, dest / "tinytorch_course" / name)
+    (dest / "tinytorch").mkdir()
+    shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    shutil.copy(ROOT / "tinytorch_course" / "templates" / "student_README.md", dest / "README.md")
+    (dest / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\n")
+    _export(dest)
+    return dest
+
+
+def _export(dest: Path) -> None:
+    "Run nbdev-export inside the student repository: the package comes from the student notebooks."
+    import subprocess
+    import sys
+    exe = Path(sys.executable).parent / "nbdev-export"
+    subprocess.run([str(exe)], cwd=dest, check=True, capture_output=True, text=True)
+
+
+def release(course) -> Path:
+    "nbgrader generate_assignment, then the student repository in dist/student/."
+    course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")
+    return build_student_repo(course.root, course.root / "dist" / "student")
