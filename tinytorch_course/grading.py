@@ -354,6 +354,7 @@ def main(argv=None) -> int:
         _atomic_write(Path(args.out), json.dumps(result))
         return 0
     course = Course(".")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed batch still stops its workers
     if args.command == "release":
         from .student_repo import release
         print(f"student repository: {release(course)}")
