@@ -53,7 +53,7 @@ release: install
 	$(GRADING) release
 
 autograde: install
-	$(GRADING) autograde --workers $(WORKERS)
+	$(GRADING) autograde --workers $(WORKERS) $(ARGS)
 
 feedback: install
 	$(GRADING) feedback

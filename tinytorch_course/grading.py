@@ -223,72 +223,105 @@ def is_done(course: Course, student: str, fp: str) -> bool:
 
 # ---- the batch -------------------------------------------------------------------------------
 
+class Worker:
+    "A long-lived grading process (imports once, grades many); killed with its kernel if it overruns."
+
+    def __init__(self, course: Course, snapshot_url: str, env: dict, memory_bytes: int, log: Path):
+        cmd = [sys.executable, "-m", "tinytorch_course.grading", "_worker", "--root", str(course.root),
+               "--snapshot", snapshot_url]
+        with open(log, "a") as err:
+            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=err, text=True, preexec_fn=_limit_worker(memory_bytes))
+        self.task = None  # (student, fingerprint, result file, start time)
+
+    def give(self, student: str, fp: str, out: Path) -> None:
+        self.proc.stdin.write(json.dumps({"student": student, "out": str(out)}) + "\n")
+        self.proc.stdin.flush()
+        self.task = (student, fp, out, time.monotonic())
+
+    def stop(self) -> None:
+        _kill_group(self.proc)
+
+
+def worker_loop(root: str, snapshot_url: str) -> None:
+    "Grade the students named on stdin, one JSON line each, writing each result file atomically."
+    course = Course(root)
+    for line in sys.stdin:
+        task = json.loads(line)
+        try:
+            result = execute_submission(course, task["student"], snapshot_url)
+        except Exception as exc:  # the grader's own failure still yields a result for that student
+            result = {"status": "error", "reason": f"The grader failed on this submission: {exc!r}"[:500]}
+        _atomic_write(Path(task["out"]), json.dumps(result))
+
+
 def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib: float = 4.0,
               budget: float = 1800.0, progress: bool = True) -> dict:
     "Grade every submission; returns {student: status}."
     workers = workers or os.cpu_count() or 1
     with Gradebook(course.db_url, course.course_id) as gb:
         gb.find_assignment(ASSIGNMENT)  # raises if `release` never ran
-    todo, results = [], {}
+    queue, results = [], {}
     for student in course.students():
         fp = fingerprint(course, student)
         if not force and is_done(course, student, fp):
             results[student] = "already graded"
         else:
-            todo.append((student, fp))
+            queue.append((student, fp))
     scratch = Path(tempfile.mkdtemp(prefix="autograde-"))
     snapshot = scratch / "gradebook-snapshot.db"
     if course.db_url.startswith("sqlite:///"):  # workers read a copy; only this process writes the real one
         shutil.copy(course.db_url[len("sqlite:///"):], snapshot)
     snapshot_url = f"sqlite:///{snapshot}" if snapshot.exists() else course.db_url
-    bar = _progress(len(todo), progress)
-    running, queue = {}, list(todo)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    spawn = lambda: Worker(course, snapshot_url, env, int(memory_gib * 2**30), scratch / "workers.log")
+    pool = [spawn() for _ in range(min(workers, len(queue)))]
+    bar = _progress(len(queue), progress)
     try:
-        while queue or running:
-            while queue and len(running) < workers:
-                student, fp = queue.pop(0)
-                out = scratch / f"{student}.json"
-                cmd = [sys.executable, "-m", "tinytorch_course.grading", "_execute", "--root", str(course.root),
-                       "--student", student, "--snapshot", snapshot_url, "--out", str(out)]
-                with open(scratch / f"{student}.log", "w") as log:
-                    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                            preexec_fn=_limit_worker(int(memory_gib * 2**30)))
-                running[student] = (proc, fp, out, time.monotonic())
-            time.sleep(0.05)
-            for student, (proc, fp, out, start) in list(running.items()):
-                overdue = time.monotonic() - start > budget
-                if proc.poll() is None and not overdue:
+        while queue or any(w.task for w in pool):
+            for i, worker in enumerate(pool):
+                if worker.task is None:
+                    if queue:
+                        if worker.proc.poll() is not None:  # died between tasks
+                            pool[i] = worker = spawn()
+                        student, fp = queue.pop(0)
+                        worker.give(student, fp, scratch / f"{student}.json")
                     continue
-                if overdue:
-                    _kill_group(proc)
-                    result = {"status": "timeout", "reason": f"Grading took longer than {budget:.0f} s in total."}
-                elif out.exists():
+                student, fp, out, start = worker.task
+                if out.exists():
                     result = json.loads(out.read_text())
+                elif time.monotonic() - start > budget:
+                    result = {"status": "timeout", "reason": f"Grading took longer than {budget:.0f} s in total."}
+                elif worker.proc.poll() is not None:
+                    result = {"status": "error", "reason": "The grading process died on this submission."}
                 else:
-                    log = (scratch / f"{student}.log").read_text()[-500:]
-                    result = {"status": "error", "reason": f"The grader itself failed on this submission: {log}"}
-                del running[student]
+                    continue
+                if result["status"] in ("timeout", "error"):
+                    worker.stop()
+                    pool[i] = worker = spawn()
+                worker.task = None
                 record(course, student, result, fp)
                 results[student] = result["status"]
                 bar.update(1)
-    except BaseException:
-        for proc, *_ in running.values():
-            _kill_group(proc)
-        raise
+            time.sleep(0.05)
     finally:
+        for worker in pool:
+            worker.stop()
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 
 def _kill_group(proc) -> None:
+    "Stop a worker and everything it started (its kernel)."
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    if proc.stdin:
+        proc.stdin.close()
 
 
 def _progress(total: int, enabled: bool):
@@ -345,13 +378,12 @@ def main(argv=None) -> int:
     auto.add_argument("--memory-gib", type=float, default=4.0, help="address-space limit of each notebook's kernel")
     sub.add_parser("feedback", help="HTML feedback for every graded submission")
     sub.add_parser("grades", help="write grades.csv and print the table")
-    ex = sub.add_parser("_execute", help=argparse.SUPPRESS)
-    for flag in ("--root", "--student", "--snapshot", "--out"):
-        ex.add_argument(flag, required=True)
+    worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
+    for flag in ("--root", "--snapshot"):
+        worker.add_argument(flag, required=True)
     args = parser.parse_args(argv)
-    if args.command == "_execute":
-        result = execute_submission(Course(args.root), args.student, args.snapshot)
-        _atomic_write(Path(args.out), json.dumps(result))
+    if args.command == "_worker":
+        worker_loop(args.root, args.snapshot)
         return 0
     course = Course(".")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed batch still stops its workers
