@@ -15,7 +15,8 @@ CORRECT_CODE = {"infinite-loop", "kernel-exit", "segfault", "huge-allocation", "
                 "graded-cell-as-markdown"}
 EXPECTED_NOTE = {"infinite-loop": "longer than 10 s", "kernel-exit": "kernel died", "segfault": "kernel died",
                  "huge-allocation": "out of memory", "deleted-graded-cells": "put back",
-                 "corrupt-json": "could not be read", "missing-notebook": "No optimizers.ipynb"}
+                 "corrupt-json": "could not be read", "missing-notebook": "No optimizers.ipynb",
+                 "kernel-exit-everywhere": "kernel kept dying"}
 
 
 def tree_hash(folder) -> dict:
@@ -52,7 +53,7 @@ def test_correct_code_survives_hostile_cells(batch, name):
     assert batch["rows"][name]["score"] == 100, batch["rows"][name]
 
 
-@pytest.mark.parametrize("name", ["edited-locked-cells", "patched-comparisons"])
+@pytest.mark.parametrize("name", ["edited-locked-cells", "patched-comparisons", "kernel-exit-everywhere"])
 def test_tampering_never_earns_full_marks(batch, name):
     assert batch["rows"][name]["score"] < 100
 

@@ -311,6 +311,8 @@ HOSTILE = {
     "infinite-loop": [append_code("optimizer-class", "while True:\n    pass\n")],
     "kernel-exit": [append_code("optimizer-class", "import os\nos._exit(1)\n")],
     "segfault": [append_code("sgd-class", "import ctypes\nctypes.string_at(0)\n")],
+    "kernel-exit-everywhere": [append_code(cell, "import os\nos._exit(1)\n")
+                               for cell in ("optimizer-class", "sgd-class", "adam-class", "adamw-class", "memory-estimate")],
     "huge-allocation": [append_code("adam-class", "import numpy as np\nhuge = np.ones((60_000, 60_000))\n")],
     "deleted-graded-cells": [delete("test-sgd-plain"), delete("test-adam-update"), delete("grading-helpers")],
     "edited-locked-cells": BUGS["adam-no-bias-correction"] + [

@@ -48,8 +48,10 @@ class RobustExecute(Execute):
                 return self._copy_into(nb, work), resources
             except DeadKernelError:
                 index = self._current
-                self._skip[index] = (f"The kernel died while running this cell (os._exit, a crash or running out "
-                                     f"of memory). The notebook was run again without it.")
+                if index is None:  # died before any cell: the grading environment, not the student
+                    raise
+                self._skip[index] = ("The kernel died while running this cell (os._exit, a crash or running out "
+                                     "of memory). The notebook was run again without it.")
                 self.log.warning("Kernel died in %s; re-running without it", cell_label(work.cells[index], index))
         for index, cell in enumerate(work.cells):
             if cell.cell_type == "code" and index >= self._current and index not in self._skip:
