@@ -10,23 +10,18 @@ import argparse
 import itertools
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tinytorch_course.examples import BUGS, CORRECT, write_submission
-from tinytorch_course.grading import Course, autograde
+from tinytorch_course.grading import Course, autograde, scratch_course
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_course(dest: Path, n: int) -> Course:
-    (dest / "modules").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    shutil.copytree(ROOT / "modules" / "07_optimizers", dest / "modules" / "07_optimizers")
-    course = Course(dest)
+    course = scratch_course(dest)
     course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")
     for i, name in zip(range(n), itertools.cycle([*CORRECT, *BUGS])):
         write_submission(dest, f"s{i:03d}-{name}", name)

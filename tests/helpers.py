@@ -95,7 +95,6 @@ def worst_relative_error(ours: dict, theirs: dict) -> float:
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -149,10 +148,8 @@ def regions(text: str, kind: str) -> list:
 
 def make_course(dest: Path) -> Path:
     "A throwaway course folder holding the nbgrader config and the module 07 source."
-    (dest / "modules").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    shutil.copytree(ROOT / "modules" / "07_optimizers", dest / "modules" / "07_optimizers")
-    return dest
+    from tinytorch_course.grading import scratch_course
+    return scratch_course(dest).root
 
 
 def submission_scores(course: Path) -> dict:

@@ -51,15 +51,12 @@ def notebooks() -> bool:
 
 def instructor_path(workers: int = 0) -> bool:
     from .examples import write_submission
-    from .grading import Course, autograde, feedback, grades, print_table
+    from .grading import autograde, feedback, grades, print_table, scratch_course
     from .student_repo import release
 
     if DEMO_COURSE.exists():
         shutil.rmtree(DEMO_COURSE)
-    (DEMO_COURSE / "modules").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", DEMO_COURSE)
-    shutil.copytree(ROOT / "modules" / "07_optimizers", DEMO_COURSE / "modules" / "07_optimizers")
-    course = Course(DEMO_COURSE)
+    course = scratch_course(DEMO_COURSE)
     print(f"\nrelease: student repository in {release(course).relative_to(ROOT)}")
     for student, example in EXAMPLES.items():
         write_submission(DEMO_COURSE, student, example)

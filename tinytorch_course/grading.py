@@ -48,6 +48,7 @@ EXECUTE = [RobustExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput]
 RECORD = [SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 FEEDBACK = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 MARKER = "grading.json"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Course:
@@ -80,6 +81,15 @@ class Course:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
+
+
+def scratch_course(dest) -> Course:
+    "A throwaway course folder with this repository's nbgrader config and the module 07 source."
+    dest = Path(dest)
+    (dest / "modules").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "nbgrader_config.py", dest)
+    shutil.copytree(REPO / "modules" / ASSIGNMENT, dest / "modules" / ASSIGNMENT)
+    return Course(dest)
 
 
 def fingerprint(course: Course, student: str) -> str:
