@@ -13,7 +13,7 @@ else
 STAMP :=
 endif
 
-.PHONY: help install export clean-nbs demo notebooks test lab release autograde feedback grades
+.PHONY: help install export clean-nbs demo notebooks test lab release autograde feedback grades bench
 
 help:
 	@echo "make demo    install, export the package, run every notebook, print a summary"
@@ -63,6 +63,11 @@ grades: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Benchmarks print ratios measured in one run; torch comes from the oracle extra.
+bench: install
+	$(BIN)/python benchmarks/optimizer_step.py
+	$(BIN)/python benchmarks/autograde_parallel.py
 
 lab: install
 	$(BIN)/jupyter lab modules
