@@ -93,10 +93,7 @@ def worst_relative_error(ours: dict, theirs: dict) -> float:
 
 # ---- the course pipeline ---------------------------------------------------------------------
 import json  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,20 +102,7 @@ MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
-def tool_env() -> dict:
-    "The environment for nbgrader/nbdev commands: this interpreter's bin folder first on PATH."
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def run_tool(cwd, *args, check=True):
-    "Run a console script of this environment (nbgrader, nbdev-export, ...) in `cwd`."
-    exe = str(Path(sys.executable).parent / args[0])
-    proc = subprocess.run([exe, *args[1:]], cwd=cwd, env=tool_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from tinytorch_course.grading import run_script as run_tool, tool_env  # noqa: E402,F401
 
 
 def read_nb(path) -> dict:
@@ -144,6 +128,14 @@ def regions(text: str, kind: str) -> list:
         elif inside:
             out.append(line)
     return out
+
+
+def secret_lines(kinds=("SOLUTION", "HIDDEN TESTS")) -> set:
+    "Distinctive lines of the source's solution and/or hidden-test regions that appear nowhere else in it."
+    source = "\n".join(cell_source(c) for c in read_nb(SOURCE_NB)["cells"])
+    public = {line.strip() for line in MARKERS_AND_REGIONS.sub("", source).splitlines()}
+    secret = {line.strip() for kind in kinds for line in regions(source, kind)}
+    return {s for s in secret - public if len(s) > 12 and not s.startswith("#")}
 
 
 def make_course(dest: Path) -> Path:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from helpers import MARKERS_AND_REGIONS, SOURCE_NB, cell_source, make_course, read_nb, regions
+from helpers import make_course, secret_lines
 from tinytorch_course.examples import HOSTILE, UNREADABLE, write_submission
 from tinytorch_course.grading import Course, autograde, feedback, grades
 
@@ -70,10 +70,7 @@ def test_every_student_gets_a_feedback_file_that_explains(batch):
 
 
 def test_feedback_shows_hidden_messages_but_no_hidden_source(batch):
-    source = "\n".join(cell_source(c) for c in read_nb(SOURCE_NB)["cells"])
-    public = {line.strip() for line in MARKERS_AND_REGIONS.sub("", source).splitlines()}
-    hidden = {line.strip() for line in regions(source, "HIDDEN TESTS")}
-    hidden = {s for s in hidden - public if len(s) > 12 and not s.startswith("#")}
+    hidden = secret_lines(("HIDDEN TESTS",))
     for page in batch["feedback"]:
         text = html.unescape(re.sub(r"<[^>]+>", "\n", page.read_text()))
         lines = {line.strip() for line in text.splitlines()}

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import (MARKERS, MARKERS_AND_REGIONS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, regions, run_tool,
+from helpers import (MARKERS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
                      submission_scores)
 
 pytestmark = pytest.mark.slow
@@ -26,10 +26,7 @@ def student_nb(course):
 def test_student_version_holds_no_solution_and_no_hidden_test(student_nb):
     text = student_nb.read_text()
     assert not MARKERS.search(text)
-    source = "\n".join(cell_source(c) for c in read_nb(SOURCE_NB)["cells"])
-    secret = {line.strip() for kind in ("SOLUTION", "HIDDEN TESTS") for line in regions(source, kind)}
-    public = {line.strip() for line in MARKERS_AND_REGIONS.sub("", source).splitlines()}
-    secret = {s for s in secret - public if len(s) > 12 and not s.startswith("#")}
+    secret = secret_lines()
     student_lines = {line.strip() for c in read_nb(student_nb)["cells"] for line in cell_source(c).splitlines()}
     leaked = secret & student_lines
     assert not leaked, f"{len(leaked)} solution or hidden-test lines reach students, e.g. {sorted(leaked)[:3]}"

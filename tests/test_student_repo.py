@@ -2,7 +2,7 @@
 package carries the student's stubs for the optimizers and the solved prerequisites."""
 import pytest
 
-from helpers import MARKERS_AND_REGIONS, SOURCE_NB, cell_source, make_course, read_nb, regions
+from helpers import make_course, secret_lines
 from tinytorch_course.grading import Course
 from tinytorch_course.student_repo import release
 
@@ -15,10 +15,7 @@ def student_repo(tmp_path_factory):
 
 
 def test_no_file_holds_a_solution_or_hidden_test_line(student_repo):
-    source = "\n".join(cell_source(c) for c in read_nb(SOURCE_NB)["cells"])
-    public = {line.strip() for line in MARKERS_AND_REGIONS.sub("", source).splitlines()}
-    secret = {line.strip() for kind in ("SOLUTION", "HIDDEN TESTS") for line in regions(source, kind)}
-    secret = {s for s in secret - public if len(s) > 12 and not s.startswith("#")}
+    secret = secret_lines()
     assert len(secret) > 50
     for path in student_repo.rglob("*"):
         if not path.is_file():

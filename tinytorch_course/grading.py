@@ -51,6 +51,20 @@ MARKER = "grading.json"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def tool_env(**extra) -> dict:
+    "The environment for this Python's console scripts (nbgrader, nbdev-export, alembic): its bin folder first."
+    return dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **extra)
+
+
+def run_script(cwd, *args):
+    "Run a console script of this Python environment in `cwd`; raise with its output if it fails."
+    proc = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=cwd, env=tool_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
 class Course:
     "Paths and configuration of a course folder (the folder holding nbgrader_config.py)."
 
@@ -75,12 +89,7 @@ class Course:
 
     def tool(self, *args):
         "Run a console script of this Python environment in the course folder."
-        env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-        proc = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=self.root, env=env,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        return proc
+        return run_script(self.root, *args)
 
 
 def scratch_course(dest) -> Course:
@@ -283,8 +292,7 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
     if course.db_url.startswith("sqlite:///"):  # workers read a copy; only this process writes the real one
         shutil.copy(course.db_url[len("sqlite:///"):], snapshot)
     snapshot_url = f"sqlite:///{snapshot}" if snapshot.exists() else course.db_url
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    env = tool_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     spawn = lambda: Worker(course, snapshot_url, env, int(memory_gib * 2**30), scratch / "workers.log")
     pool = [spawn() for _ in range(min(workers, len(queue)))]
     bar = _progress(len(queue), progress)

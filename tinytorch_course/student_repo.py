@@ -39,10 +39,8 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
 
 def _export(dest: Path) -> None:
     "Run nbdev-export inside the student repository: the package comes from the student notebooks."
-    import subprocess
-    import sys
-    exe = Path(sys.executable).parent / "nbdev-export"
-    subprocess.run([str(exe)], cwd=dest, check=True, capture_output=True, text=True)
+    from .grading import run_script
+    run_script(dest, "nbdev-export")
 
 
 def release(course) -> Path:
