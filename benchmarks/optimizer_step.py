@@ -3,8 +3,8 @@
     python benchmarks/optimizer_step.py [--sizes 1000000 10000000] [--repeats 10]
 
 For SGD with momentum, Adam and AdamW: median time of one step of tinytorch's optimizer on one
-float32 parameter of N values, torch.optim's with foreach=False / foreach=True / fused=True (when the
-`oracle` extra is installed), the ratios, the effective bandwidth against the bytes the step must
+float32 parameter of N values, torch.optim's with foreach=False / foreach=True / fused=True on all
+cores and foreach=True on one core (when the `oracle` extra is installed), the ratios, the effective bandwidth against the bytes the step must
 move (Adam/AdamW 28 per parameter, SGD-momentum 20), the machine's copy bandwidth measured here, and
 the tracemalloc peak during one step beyond the optimizer's state.
 """
@@ -63,10 +63,14 @@ def torch_times(name: str, n: int, repeats: int) -> dict:
     kwargs = {"lr": 1e-3, **({"momentum": 0.9} if name == "SGD-momentum" else {}),
               **({"weight_decay": 0.01} if name == "AdamW" else {})}
     out = {}
-    for label, flags in [("foreach=False", {"foreach": False}), ("foreach=True", {"foreach": True}),
-                         ("fused=True", {"fused": True})]:
+    threads = torch.get_num_threads()
+    for label, flags, use in [("foreach=False", {"foreach": False}, threads),
+                              ("foreach=True", {"foreach": True}, threads),
+                              ("fused=True", {"fused": True}, threads),
+                              ("foreach=True 1 thread", {"foreach": True}, 1)]:
         p = torch.randn(n, requires_grad=True)
         p.grad = torch.randn(n)
+        torch.set_num_threads(use)  # numpy's ufuncs run on one core; torch's kernels on all of them
         try:
             opt = cls([p], **kwargs, **flags)
             with torch.no_grad():
@@ -74,6 +78,8 @@ def torch_times(name: str, n: int, repeats: int) -> dict:
         except (RuntimeError, TypeError) as exc:  # fused is not available for every optimizer/device
             out[label] = None
             print(f"  ({name} {label}: {str(exc).splitlines()[0][:60]})")
+        finally:
+            torch.set_num_threads(threads)
     return out
 
 

@@ -11,7 +11,7 @@ import warnings
 
 from tinytorch_course.examples import BUGS, CORRECT, build
 
-SKIP_TAGS = ("plt.", "time.perf_counter", "def train(", "descend(", "first_steps_after_resume", "final_weights(")
+SKIP_TAGS = ("plt.", "time.perf_counter", "seconds_per_call(", "nbdev_export(", "def train(", "descend(", "first_steps_after_resume", "final_weights(")
 
 
 def _source(cell):

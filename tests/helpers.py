@@ -149,3 +149,27 @@ def submission_scores(course: Path) -> dict:
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         return {s.student_id: (s.score, s.max_score) for s in gb.assignment_submissions("07_optimizers")}
+
+
+def completed_notebook(release_nb: dict, style: str) -> dict:
+    "The student notebook with every solution cell taken from example submission `style`, markers removed."
+    from tinytorch_course.examples import build
+    solved = {nbgrader_meta(c).get("grade_id"): cell_source(c) for c in json.loads(build(style))["cells"]}
+    nb = json.loads(json.dumps(release_nb))
+    for cell in nb["cells"]:
+        if nbgrader_meta(cell).get("solution"):
+            text = solved[nbgrader_meta(cell)["grade_id"]]
+            cell["source"] = "\n".join(line for line in text.split("\n") if not MARKERS.search(line))
+    return nb
+
+
+def notebook_errors(nb: dict) -> list:
+    "(cell index, exception name, message) of every error output of an executed notebook."
+    return [(i, out["ename"], out.get("evalue", "")) for i, cell in enumerate(nb["cells"])
+            for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+
+
+def printed_text(nb: dict) -> str:
+    "Everything an executed notebook printed to stdout."
+    return "".join("".join(out.get("text", "")) for cell in nb["cells"] for out in cell.get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout")

@@ -51,3 +51,6 @@ def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course,
     scores = submission_scores(course)
     assert scores["reference"] == (100.0, 100.0)
     assert scores["blank"][0] <= 10.0
+    graded = read_nb(course / "autograded" / "reference" / "07_optimizers" / "optimizers.ipynb")
+    [export_cell] = [c for c in graded["cells"] if "nbdev_export(" in cell_source(c)]
+    assert export_cell["outputs"] == [], "grading must skip the export cell: it would write a package"

@@ -67,3 +67,9 @@ def test_dataset_lengths_must_match_and_batch_size_positive():
         TensorDataset(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader(TensorDataset(np.zeros(3)), batch_size=0)
+
+
+def test_tensor_data_is_always_an_array():
+    t = Tensor(1.0)
+    t.data = t.data * np.float32(2)  # numpy returns a scalar here, not an array
+    assert isinstance(t.data, np.ndarray) and t.data.dtype == np.float32 and t.data.shape == ()

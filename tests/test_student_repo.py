@@ -2,16 +2,9 @@
 package carries the student's stubs for the optimizers and the solved prerequisites."""
 import pytest
 
-from helpers import make_course, secret_lines
-from tinytorch_course.grading import Course
-from tinytorch_course.student_repo import release
+from helpers import secret_lines
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def student_repo(tmp_path_factory):
-    return release(Course(make_course(tmp_path_factory.mktemp("release"))))
 
 
 def test_no_file_holds_a_solution_or_hidden_test_line(student_repo):

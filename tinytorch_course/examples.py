@@ -70,36 +70,97 @@ def to_markdown(cell_id: str):
     return apply
 
 
+_LAZY_MOMENTS = '''\
+        if self.m_buffers[i] is None:
+            self.m_buffers[i] = np.zeros_like(param.data)
+            self.v_buffers[i] = np.zeros_like(param.data)
+'''
+_PLAIN_SGD = '''\
+        self.step_count += 1
+        for i, param, grad in self.gradients():
+            # the step direction g + wd*p, in the one temporary array this update allocates
+            d = np.multiply(param.data, self.weight_decay, out=np.empty_like(param.data))
+            d += grad
+            if self.momentum:
+                v = self.momentum_buffers[i]
+                if v is None:
+                    v = self.momentum_buffers[i] = d.copy()
+                else:
+                    v *= self.momentum
+                    v += d
+                np.multiply(v, self.lr, out=d)
+            else:
+                d *= self.lr
+            param.data -= d
+'''
+_PLAIN_ADAM = _LAZY_MOMENTS + '''\
+        m, v, t = self.m_buffers[i], self.v_buffers[i], self.step_count
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        scratch = np.square(grad, out=np.empty_like(param.data))  # this update's one temporary array
+        scratch *= 1 - self.beta2
+        v *= self.beta2
+        v += scratch
+        np.divide(v, 1 - self.beta2 ** t, out=scratch)  # v_hat
+        np.sqrt(scratch, out=scratch)
+        scratch += self.eps
+        np.divide(m, scratch, out=scratch)  # m / (sqrt(v_hat) + eps)
+        scratch *= self.lr / (1 - self.beta1 ** t)  # the bias correction of m folded into the step size
+        param.data -= scratch
+'''
+
+
+def _solution_body(cell_id: str, method_marker: str, body: str):
+    "An edit: replace the solution region that follows `method_marker` in cell `cell_id` by `body`."
+    def apply(nb):
+        cell = _cell(nb, cell_id)
+        text = _source(cell)
+        start = text.index("### BEGIN SOLUTION\n", text.index(method_marker)) + len("### BEGIN SOLUTION\n")
+        end = text.index("        ### END SOLUTION", start)
+        cell["source"] = text[:start] + body + text[end:]
+    return apply
+
+
+
+
+def plain(cell_id: str, *edits):
+    "Edits to the whole-array, in-place version the prompt asks for (the reference works in blocks)."
+    body = {"sgd-class": ("def step", _PLAIN_SGD), "adam-class": ("def update", _PLAIN_ADAM)}[cell_id]
+    return [_solution_body(cell_id, *body)] + [replace(cell_id, old, new) for old, new in edits]
+
+
 # ---- bugs ------------------------------------------------------------------------------------
 _SGD_DIRECTION = "            d = np.multiply(param.data, self.weight_decay, out=np.empty_like(param.data))\n            d += grad\n"
 _ADAM_STEP = "        self.step_count += 1\n        for i, param, grad in self.gradients():\n            self.update("
 
 BUGS = {
-    "sgd-ascent": [replace("sgd-class", "            param.data -= d", "            param.data += d")],
-    "sgd-momentum-dampening": [replace("sgd-class", "                    v += d", "                    v += (1 - self.momentum) * d")],
-    "sgd-ignores-weight-decay": [replace("sgd-class", _SGD_DIRECTION, "            d = np.array(grad, dtype=param.dtype)\n")],
-    "sgd-weight-decay-sign": [replace("sgd-class", "            d += grad\n", "            d = grad - d\n")],
-    "sgd-mutates-gradient": [replace("sgd-class", _SGD_DIRECTION,
-                                     "            grad += self.weight_decay * param.data\n            d = grad.copy()\n")],
-    "sgd-velocity-shared-by-shape": [replace(
-        "sgd-class", "                v = self.momentum_buffers[i]\n",
-        "                v = next((b for b in self.momentum_buffers if b is not None and b.shape == d.shape), None)\n")],
-    "sgd-momentum-unused": [replace("sgd-class", "                np.multiply(v, self.lr, out=d)", "                d *= self.lr")],
-    "adam-eps-inside-sqrt": [replace("adam-class", "        np.sqrt(scratch, out=scratch)\n        scratch += self.eps\n",
-                                     "        scratch += self.eps\n        np.sqrt(scratch, out=scratch)\n")],
-    "adam-no-bias-correction": [replace("adam-class", "        np.divide(v, 1 - self.beta2 ** t, out=scratch)", "        scratch[...] = v"),
-                                replace("adam-class", "        scratch *= self.lr / (1 - self.beta1 ** t)", "        scratch *= self.lr")],
-    "adam-bias-correction-off-by-one": [replace("adam-class", "self.v_buffers[i], self.step_count\n",
-                                                "self.v_buffers[i], self.step_count + 1\n")],
+    "sgd-ascent": plain("sgd-class", ("            param.data -= d", "            param.data += d")),
+    "sgd-momentum-dampening": plain("sgd-class", ("                    v += d", "                    v += (1 - self.momentum) * d")),
+    "sgd-ignores-weight-decay": plain("sgd-class", (_SGD_DIRECTION, "            d = np.array(grad, dtype=param.dtype)\n")),
+    "sgd-weight-decay-sign": plain("sgd-class", ("            d += grad\n", "            d = grad - d\n")),
+    "sgd-mutates-gradient": plain("sgd-class", (_SGD_DIRECTION,
+                                                "            grad += self.weight_decay * param.data\n            d = grad.copy()\n")),
+    "sgd-velocity-shared-by-shape": plain("sgd-class", (
+        "                v = self.momentum_buffers[i]\n",
+        "                v = next((b for b in self.momentum_buffers if b is not None and b.shape == d.shape), None)\n")),
+    "sgd-momentum-unused": plain("sgd-class", ("                np.multiply(v, self.lr, out=d)", "                d *= self.lr")),
+    "adam-eps-inside-sqrt": plain("adam-class", ("        np.sqrt(scratch, out=scratch)\n        scratch += self.eps\n",
+                                                 "        scratch += self.eps\n        np.sqrt(scratch, out=scratch)\n")),
+    "adam-no-bias-correction": plain("adam-class", ("        np.divide(v, 1 - self.beta2 ** t, out=scratch)", "        scratch[...] = v"),
+                                     ("        scratch *= self.lr / (1 - self.beta1 ** t)", "        scratch *= self.lr")),
+    "adam-bias-correction-off-by-one": plain("adam-class", ("self.v_buffers[i], self.step_count\n",
+                                                            "self.v_buffers[i], self.step_count + 1\n")),
     "adam-step-count-per-parameter": [replace("adam-class", _ADAM_STEP,
                                               "        for i, param, grad in self.gradients():\n"
                                               "            self.step_count += 1\n            self.update(")],
-    "adam-abs-instead-of-square": [replace("adam-class", "scratch = np.square(grad, out=", "scratch = np.abs(grad, out=")],
-    "adam-v-uncorrected": [replace("adam-class", "        np.divide(v, 1 - self.beta2 ** t, out=scratch)", "        scratch[...] = v")],
-    "adam-betas-swapped": [replace("adam-class", "        m *= self.beta1\n        m += (1 - self.beta1) * grad",
-                                   "        m *= self.beta2\n        m += (1 - self.beta2) * grad"),
-                           replace("adam-class", "        scratch *= 1 - self.beta2\n        v *= self.beta2",
-                                   "        scratch *= 1 - self.beta1\n        v *= self.beta1")],
+    "adam-abs-instead-of-square": plain("adam-class", ("scratch = np.square(grad, out=", "scratch = np.abs(grad, out=")),
+    "adam-v-uncorrected": plain("adam-class", ("        np.divide(v, 1 - self.beta2 ** t, out=scratch)", "        scratch[...] = v")),
+    "adam-betas-swapped": plain("adam-class", ("        m *= self.beta1\n        m += (1 - self.beta1) * grad",
+                                               "        m *= self.beta2\n        m += (1 - self.beta2) * grad"),
+                                ("        scratch *= 1 - self.beta2\n        v *= self.beta2",
+                                 "        scratch *= 1 - self.beta1\n        v *= self.beta1")),
+    "adam-blocks-rebind-moments": [replace("adam-class", "            m *= self.beta1\n            m += (1 - self.beta1) * g\n",
+                                           "            m = self.beta1 * m + (1 - self.beta1) * g  # rebinds the name: state unchanged\n")],
     "adam-ignores-l2": [replace("adam-class", "return grad + self.weight_decay * param.data if self.weight_decay else grad",
                                 "return grad")],
     "adam-one-buffer-for-m-and-v": [replace("adam-class", "            self.v_buffers[i] = np.zeros_like(param.data)",
@@ -107,7 +168,7 @@ BUGS = {
     "adam-eager-state": [replace("adam-class", "        self.m_buffers = [None] * len(self.params)\n        self.v_buffers = [None] * len(self.params)",
                                  "        self.m_buffers = [np.zeros_like(p.data) for p in self.params]\n"
                                  "        self.v_buffers = [np.zeros_like(p.data) for p in self.params]")],
-    "adam-float64-parameters": [replace("adam-class", "        param.data -= scratch", "        param.data = param.data.astype(np.float64) - scratch")],
+    "adam-float64-parameters": plain("adam-class", ("        param.data -= scratch", "        param.data = param.data.astype(np.float64) - scratch")),
     "adamw-l2-coupled": [replace("adamw-class", "            param.data *= 1 - self.lr * self.weight_decay\n        return grad",
                                 "            return grad + self.weight_decay * param.data\n        return grad")],
     "adamw-decay-without-lr": [replace("adamw-class", "param.data *= 1 - self.lr * self.weight_decay", "param.data *= 1 - self.weight_decay")],
@@ -140,10 +201,7 @@ _SEED_STYLE_SGD = '''\
                 grad = self.momentum_buffers[i]
             param.data = param.data - self.lr * grad
 '''
-_SEED_STYLE_ADAM = '''\
-        if self.m_buffers[i] is None:
-            self.m_buffers[i] = np.zeros_like(param.data)
-            self.v_buffers[i] = np.zeros_like(param.data)
+_SEED_STYLE_ADAM = _LAZY_MOMENTS + '''\
         self.m_buffers[i] = self.beta1 * self.m_buffers[i] + (1 - self.beta1) * grad
         self.v_buffers[i] = self.beta2 * self.v_buffers[i] + (1 - self.beta2) * (grad ** 2)
         bias_correction1 = 1 - self.beta1 ** self.step_count
@@ -152,10 +210,7 @@ _SEED_STYLE_ADAM = '''\
         v_hat = self.v_buffers[i] / bias_correction2
         param.data = param.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 '''
-_FLOAT64_ADAM = '''\
-        if self.m_buffers[i] is None:
-            self.m_buffers[i] = np.zeros_like(param.data)
-            self.v_buffers[i] = np.zeros_like(param.data)
+_FLOAT64_ADAM = _LAZY_MOMENTS + '''\
         g = grad.astype(np.float64)
         m = self.beta1 * self.m_buffers[i].astype(np.float64) + (1 - self.beta1) * g
         v = self.beta2 * self.v_buffers[i].astype(np.float64) + (1 - self.beta2) * g * g
@@ -176,10 +231,7 @@ _FLOAT64_SGD = '''\
                 self.momentum_buffers[i][...] = g
             param.data[...] = param.data.astype(np.float64) - self.lr * g
 '''
-_TORCH_DENOMINATOR = '''\
-        if self.m_buffers[i] is None:
-            self.m_buffers[i] = np.zeros_like(param.data)
-            self.v_buffers[i] = np.zeros_like(param.data)
+_TORCH_DENOMINATOR = _LAZY_MOMENTS + '''\
         m, v, t = self.m_buffers[i], self.v_buffers[i], self.step_count
         m *= self.beta1
         m += (1 - self.beta1) * grad
@@ -233,10 +285,7 @@ def _adam_direction(m, v, t, beta1, beta2, eps):
 def _sgd_direction(grad, param, weight_decay):
     return grad + weight_decay * param if weight_decay else grad
 '''
-_HELPER_ADAM = '''\
-        if self.m_buffers[i] is None:
-            self.m_buffers[i] = np.zeros_like(param.data)
-            self.v_buffers[i] = np.zeros_like(param.data)
+_HELPER_ADAM = _LAZY_MOMENTS + '''\
         _adam_moments(self.m_buffers[i], self.v_buffers[i], grad, self.beta1, self.beta2)
         direction = _adam_direction(self.m_buffers[i], self.v_buffers[i], self.step_count,
                                     self.beta1, self.beta2, self.eps)
@@ -273,19 +322,9 @@ class AdamW(Adam):
 '''
 
 
-def _solution_body(cell_id: str, method_marker: str, body: str):
-    "An edit: replace the solution region that follows `method_marker` in cell `cell_id` by `body`."
-    def apply(nb):
-        cell = _cell(nb, cell_id)
-        text = _source(cell)
-        start = text.index("### BEGIN SOLUTION\n", text.index(method_marker)) + len("### BEGIN SOLUTION\n")
-        end = text.index("        ### END SOLUTION", start)
-        cell["source"] = text[:start] + body + text[end:]
-    return apply
-
-
 CORRECT = {
     "reference": [],
+    "plain-whole-arrays": plain("sgd-class") + plain("adam-class"),
     "seed-style-out-of-place": [_solution_body("sgd-class", "def step", _SEED_STYLE_SGD),
                                 _solution_body("adam-class", "def update", _SEED_STYLE_ADAM)],
     "float64-inside": [_solution_body("sgd-class", "def step", _FLOAT64_SGD),

@@ -4,10 +4,18 @@ It holds the student version of module 07 (as nbgrader releases it), the solved 
 notebooks, the package exported from those (so `tinytorch/core/optimizers.py` holds only stubs),
 `binder/`, and a student README. It holds no solution, no hidden test and no grader marker.
 """
+import os
 import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_PATH = "lab/tree/modules/07_optimizers/optimizers.ipynb"
+
+
+def binder_url(repo: str | None = None) -> str:
+    "The mybinder.org link that opens module 07 in JupyterLab, for GitHub repository `repo` (owner/name)."
+    repo = repo or os.environ.get("TINYTORCH_STUDENT_REPO", "your-course/tinytorch-student")
+    return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath={LAUNCH_PATH}"
 KEEP_TOOLING = ("__init__.py", "export.py")  # students need the export processor, nothing else
 
 
@@ -31,7 +39,8 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
     (dest / "tinytorch").mkdir()
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    shutil.copy(ROOT / "tinytorch_course" / "templates" / "student_README.md", dest / "README.md")
+    readme = (ROOT / "tinytorch_course" / "templates" / "student_README.md").read_text()
+    (dest / "README.md").write_text(readme.replace("{binder_url}", binder_url()))
     (dest / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\n")
     _export(dest)
     return dest

@@ -10,8 +10,8 @@ import numpy as np
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['check_hyperparameter', 'grad_array', 'copy_buffers', 'checked_buffers', 'make_state_dict', 'restore_state_dict',
-           'Optimizer', 'SGD', 'Adam', 'AdamW', 'estimate_training_memory']
+__all__ = ['BLOCK', 'check_hyperparameter', 'grad_array', 'blocks', 'copy_buffers', 'checked_buffers', 'make_state_dict',
+           'restore_state_dict', 'Optimizer', 'SGD', 'Adam', 'AdamW', 'estimate_training_memory']
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #cfa8c519
 def check_hyperparameter(name: str, value: float, high: float | None = None) -> None:
@@ -30,6 +30,20 @@ def grad_array(param: Tensor, index: int):
         raise ValueError(f"Gradient of parameter {index} has shape {grad.shape}, "
                          f"but the parameter has shape {param.data.shape}")
     return grad
+
+
+BLOCK = 2 ** 16  # values per block: a handful of float32 blocks fits in a core's L2 cache
+
+
+def blocks(*arrays, size: int = BLOCK):
+    "Yield matching flat views of same-shaped `arrays`, `size` values at a time (None stays None)."
+    present = [a for a in arrays if a is not None]
+    if not all(a.flags.c_contiguous for a in present):  # no flat view possible: one whole block
+        yield arrays
+        return
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    for start in range(0, present[0].size, size):
+        yield tuple(None if f is None else f[start:start + size] for f in flat)
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #963042fc
 def copy_buffers(buffers: list) -> list:
@@ -132,20 +146,20 @@ class SGD(Optimizer):
         "One SGD update of every parameter that has a gradient."
         self.step_count += 1
         for i, param, grad in self.gradients():
-            # the step direction g + wd*p, in the one temporary array this update allocates
-            d = np.multiply(param.data, self.weight_decay, out=np.empty_like(param.data))
-            d += grad
-            if self.momentum:
-                v = self.momentum_buffers[i]
-                if v is None:
-                    v = self.momentum_buffers[i] = d.copy()
-                else:
-                    v *= self.momentum
-                    v += d
-                np.multiply(v, self.lr, out=d)
-            else:
-                d *= self.lr
-            param.data -= d
+            fresh = self.momentum and self.momentum_buffers[i] is None
+            if fresh:
+                self.momentum_buffers[i] = np.empty_like(param.data)
+            velocity = self.momentum_buffers[i] if self.momentum else None
+            for p, g, v in blocks(param.data, grad, velocity):  # cache-sized pieces, see the lab
+                d = g + self.weight_decay * p if self.weight_decay else g  # never written into
+                if v is not None:
+                    if fresh:
+                        v[...] = d
+                    else:
+                        v *= self.momentum
+                        v += d
+                    d = v
+                p -= self.lr * d
 
     def has_momentum(self) -> bool:
         "True when this optimizer keeps a velocity."
@@ -196,19 +210,20 @@ class Adam(Optimizer):
         if self.m_buffers[i] is None:
             self.m_buffers[i] = np.zeros_like(param.data)
             self.v_buffers[i] = np.zeros_like(param.data)
-        m, v, t = self.m_buffers[i], self.v_buffers[i], self.step_count
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        scratch = np.square(grad, out=np.empty_like(param.data))  # this update's one temporary array
-        scratch *= 1 - self.beta2
-        v *= self.beta2
-        v += scratch
-        np.divide(v, 1 - self.beta2 ** t, out=scratch)  # v_hat
-        np.sqrt(scratch, out=scratch)
-        scratch += self.eps
-        np.divide(m, scratch, out=scratch)  # m / (sqrt(v_hat) + eps)
-        scratch *= self.lr / (1 - self.beta1 ** t)  # the bias correction of m folded into the step size
-        param.data -= scratch
+        t = self.step_count
+        for p, g, m, v in blocks(param.data, grad, self.m_buffers[i], self.v_buffers[i]):
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            scratch = np.square(g)  # the one temporary array of this block
+            scratch *= 1 - self.beta2
+            v *= self.beta2
+            v += scratch
+            np.divide(v, 1 - self.beta2 ** t, out=scratch)  # v_hat
+            np.sqrt(scratch, out=scratch)
+            scratch += self.eps
+            np.divide(m, scratch, out=scratch)  # m / (sqrt(v_hat) + eps)
+            scratch *= self.lr / (1 - self.beta1 ** t)  # m's bias correction folded into the step size
+            p -= scratch
 
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #f508323d

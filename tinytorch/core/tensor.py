@@ -41,6 +41,15 @@ class Tensor:
         out._backward = backward if out.requires_grad else None
         return out
 
+    @property
+    def data(self) -> np.ndarray:
+        "The values, always a numpy array (a numpy scalar assigned here becomes a 0-d array)."
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value if isinstance(value, np.ndarray) else np.asarray(value)
+
 # %% ../../modules/01_tensor/tensor.ipynb #a5f2761e
 Tensor.shape = property(lambda self: self.data.shape)
 Tensor.ndim = property(lambda self: self.data.ndim)
