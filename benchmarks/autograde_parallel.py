@@ -19,7 +19,6 @@ from tinytorch_course.examples import BUGS, CORRECT, write_submission
 from tinytorch_course.grading import Course, autograde, scratch_course
 
 
-
 def make_course(dest: Path, n: int) -> Course:
     course = scratch_course(dest)
     course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")

@@ -9,13 +9,9 @@ import io
 import json
 import warnings
 
-from tinytorch_course.examples import BUGS, CORRECT, build
+from tinytorch_course.examples import BUGS, CORRECT, build, cell_source
 
 SKIP_TAGS = ("plt.", "time.perf_counter", "seconds_per_call(", "nbdev_export(", "def train(", "descend(", "first_steps_after_resume", "final_weights(")
-
-
-def _source(cell):
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def measure(name: str) -> dict:
@@ -25,7 +21,7 @@ def measure(name: str) -> dict:
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
-        src, meta = _source(cell), cell.get("metadata", {}).get("nbgrader", {})
+        src, meta = cell_source(cell), cell.get("metadata", {}).get("nbgrader", {})
         if not meta and any(tag in src for tag in SKIP_TAGS):
             continue
         visible, _, hidden = src.partition("### BEGIN HIDDEN TESTS")

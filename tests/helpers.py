@@ -102,15 +102,12 @@ MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
+from tinytorch_course.examples import cell_source  # noqa: E402,F401
 from tinytorch_course.grading import run_script as run_tool, tool_env  # noqa: E402,F401
 
 
 def read_nb(path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def cell_source(cell) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def nbgrader_meta(cell) -> dict:

@@ -24,7 +24,8 @@ def _cell(nb: dict, cell_id: str) -> dict:
     return matches[0]
 
 
-def _source(cell) -> str:
+def cell_source(cell) -> str:
+    "A cell's source as one string (nbformat allows a list of lines too)."
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
@@ -32,7 +33,7 @@ def replace(cell_id: str, old: str, new: str):
     "An edit: replace `old` (which must occur exactly once) in cell `cell_id`."
     def apply(nb):
         cell = _cell(nb, cell_id)
-        text = _source(cell)
+        text = cell_source(cell)
         if text.count(old) != 1:
             raise ValueError(f"{cell_id}: expected one occurrence of {old!r}, found {text.count(old)}")
         cell["source"] = text.replace(old, new)
@@ -114,7 +115,7 @@ def _solution_body(cell_id: str, method_marker: str, body: str):
     "An edit: replace the solution region that follows `method_marker` in cell `cell_id` by `body`."
     def apply(nb):
         cell = _cell(nb, cell_id)
-        text = _source(cell)
+        text = cell_source(cell)
         start = text.index("### BEGIN SOLUTION\n", text.index(method_marker)) + len("### BEGIN SOLUTION\n")
         end = text.index("        ### END SOLUTION", start)
         cell["source"] = text[:start] + body + text[end:]
