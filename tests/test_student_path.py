@@ -161,13 +161,17 @@ PROMPTS = "() => [...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].
 def run_all_cells(page, timeout: float = 300.0) -> None:
     "Run > Run All Cells (again if a kernel still starting swallowed it), then wait until all have run."
     import time
-    select_kernel = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
-    for _ in range(6):
-        if select_kernel.count():  # JupyterLab may ask which kernel to start: take its default
-            select_kernel.click()
+    from playwright.sync_api import TimeoutError as PageTimeout
+    dialog_default = page.locator(".jp-Dialog .jp-mod-accept")
+    for _ in range(10):
+        if dialog_default.count():  # JupyterLab may ask which kernel to start: take its default
+            dialog_default.first.click()
             page.wait_for_timeout(3000)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=5000)
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=5000)
+        except PageTimeout:  # a dialog opened in between: answer it on the next round
+            continue
         page.wait_for_timeout(5000)
         if any(re.search(r"\[(\*|\d+)\]", p) for p in page.evaluate(PROMPTS)):
             break
