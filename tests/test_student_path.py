@@ -186,6 +186,19 @@ def run_all_cells(page, timeout: float = 300.0) -> None:
     pytest.fail("the notebook did not finish running in JupyterLab")
 
 
+def wait_for_idle_kernel(url: str, token: str, timeout: float = 90.0) -> None:
+    "Wait until the server reports a started kernel that is idle (the notebook's, once it has opened)."
+    import time
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = json.loads(urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5).read())
+        if kernels and all(k["execution_state"] == "idle" for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail("the notebook's kernel did not start")
+
+
 def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo):
     from playwright.sync_api import sync_playwright
     assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
@@ -195,7 +208,8 @@ def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/lab/tree/{NOTEBOOK.as_posix()}?token={token}")
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+        wait_for_idle_kernel(url, token)  # Run All sent to a kernel still starting is lost
+        page.wait_for_timeout(2000)
         run_all_cells(page)
         page.keyboard.press("Control+s")
         page.wait_for_timeout(2000)
