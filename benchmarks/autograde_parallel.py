@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 from tinytorch_course.examples import BUGS, CORRECT, write_submission
-from tinytorch_course.grading import Course, autograde, scratch_course
+from tinytorch_course.batch import autograde
+from tinytorch_course.course import ASSIGNMENT, Course, scratch_course
 
 
 def make_course(dest: Path, n: int) -> Course:
     course = scratch_course(dest)
-    course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")
+    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     for i, name in zip(range(n), itertools.cycle([*CORRECT, *BUGS])):
         write_submission(dest, f"s{i:03d}-{name}", name)
     return course
@@ -30,7 +31,7 @@ def make_course(dest: Path, n: int) -> Course:
 def scores(course: Course) -> dict:
     from nbgrader.api import Gradebook
     with Gradebook(course.db_url) as gb:
-        return {s.student_id: s.score for s in gb.assignment_submissions("07_optimizers")}
+        return {s.student_id: s.score for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
 def main():
@@ -42,7 +43,7 @@ def main():
     try:
         seq, par = make_course(scratch / "sequential", args.submissions), make_course(scratch / "parallel", args.submissions)
         start = time.perf_counter()
-        seq.tool("nbgrader", "autograde", "07_optimizers")
+        seq.tool("nbgrader", "autograde", ASSIGNMENT)
         t_seq = time.perf_counter() - start
         start = time.perf_counter()
         autograde(par, workers=args.workers, progress=False)

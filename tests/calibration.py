@@ -1,23 +1,28 @@
-"""Measure, in-process, how close each example submission comes to every reference tolerance.
+"""Measure, in-process, how close each example submission comes to every hidden tolerance.
 
 For each example, the notebook's code cells run in one namespace (demo cells that only draw or time
-are skipped), with the hidden `_check_rule` wrapped so it records error / tolerance instead of
-asserting. Used by test_tolerances.py; run it directly for the table: python tests/calibration.py
+are skipped). Each graded cell's hidden probes (`tinytorch_course.harness`) report straight to a list,
+and the judge (`tinytorch_course.judge`) rules on them exactly as in grading, recording error /
+tolerance for every numerical check. Used by test_tolerances.py; run it directly for the table:
+python tests/calibration.py
 """
 import contextlib
 import io
 import json
 import warnings
 
+from tinytorch_course import harness
 from tinytorch_course.examples import BUGS, CORRECT, build, cell_source
+from tinytorch_course.judge import judge_cell
 
 SKIP_TAGS = ("plt.", "time.perf_counter", "seconds_per_call(", "nbdev_export(", "def train(", "descend(", "first_steps_after_resume", "final_weights(")
 
 
 def measure(name: str) -> dict:
-    "{check description: error / tolerance} for submission `name`, plus failing graded cells under 'cells'."
+    """{check: error / tolerance} for submission `name`'s numerical checks, plus under 'failed' the graded
+    cells whose visible part raised and under 'failed_checks' the hidden checks the judge failed."""
     nb = json.loads(build(name))
-    ns, ratios, failed = {"__name__": "__calibration__"}, {}, []
+    ns, ratios, failed, failed_checks = {"__name__": "__calibration__"}, {}, [], []
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -25,29 +30,23 @@ def measure(name: str) -> dict:
         if not meta and any(tag in src for tag in SKIP_TAGS):
             continue
         visible, _, hidden = src.partition("### BEGIN HIDDEN TESTS")
+        reports = []
+        ns["_observe"] = lambda cell_id, namespace: harness.observe(cell_id, namespace, publish=reports.append)
         for part in (visible, hidden):  # hidden checks are measured even when a visible assert fails
             try:
                 with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    exec(compile(part, meta.get("grade_id", "cell"), "exec"), ns)
+                    exec(compile(part.replace("from tinytorch_course.harness import observe as _observe", ""),
+                                 meta.get("grade_id", "cell"), "exec"), ns)
             except Exception:  # as under autograde, a failing cell does not stop the notebook
                 if meta.get("grade") and meta["grade_id"] not in failed:
                     failed.append(meta["grade_id"])
-        if meta.get("grade_id") == "grading-helpers":
-            ns["_check_rule"] = _recording(ns, ratios)
-    return {"ratios": ratios, "failed": failed}
-
-
-def _recording(ns, ratios):
-    "A stand-in for the hidden _check_rule that records error / tolerance per check."
-    def check(what, kind, make_opt, hint, steps=6, scale=1.0, tol=1e-3, seeds=(0, 1, 2), **hyper):
-        kinds = ("adamw", "adamw-after") if kind == "adamw" else (kind,)
-        for seed in seeds:
-            init, grads = ns["_init"](seed), ns["_grads"](seed, steps, scale=scale)
-            got = ns["_trajectory"](make_opt, init, grads)
-            err = min(ns["_worst_error"](got, ns["_reference"](k, init, grads, **hyper), init) for k in kinds)
-            ratios[what] = max(ratios.get(what, 0.0), err / tol)
-    return check
+        for verdict in judge_cell(meta.get("grade_id", ""), reports):
+            if verdict["ratio"] is not None:
+                ratios[verdict["check"]] = verdict["ratio"]
+            if not verdict["passed"]:
+                failed_checks.append(verdict["check"])
+    return {"ratios": ratios, "failed": failed, "failed_checks": failed_checks}
 
 
 if __name__ == "__main__":

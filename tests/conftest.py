@@ -7,6 +7,6 @@ from helpers import make_course
 @pytest.fixture(scope="session")
 def student_repo(tmp_path_factory):
     "dist/student/ as `make release` builds it, in a scratch course."
-    from tinytorch_course.grading import Course
+    from tinytorch_course.course import Course
     from tinytorch_course.student_repo import release
     return release(Course(make_course(tmp_path_factory.mktemp("course"))))

@@ -97,13 +97,13 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE_NB = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
+from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB  # noqa: E402
 MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
 from tinytorch_course.examples import cell_source  # noqa: E402,F401
-from tinytorch_course.grading import run_script as run_tool, tool_env  # noqa: E402,F401
+from tinytorch_course.course import run_script as run_tool, tool_env  # noqa: E402,F401
 
 
 def read_nb(path) -> dict:
@@ -137,7 +137,7 @@ def secret_lines(kinds=("SOLUTION", "HIDDEN TESTS")) -> set:
 
 def make_course(dest: Path) -> Path:
     "A throwaway course folder holding the nbgrader config and the module 07 source."
-    from tinytorch_course.grading import scratch_course
+    from tinytorch_course.course import scratch_course
     return scratch_course(dest).root
 
 
@@ -145,7 +145,7 @@ def submission_scores(course: Path) -> dict:
     "{student: (score, max_score)} from the course's gradebook."
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        return {s.student_id: (s.score, s.max_score) for s in gb.assignment_submissions("07_optimizers")}
+        return {s.student_id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
 def completed_notebook(release_nb: dict, style: str) -> dict:

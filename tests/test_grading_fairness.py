@@ -2,7 +2,7 @@
 every correct style earns 100/100, every plausible bug loses points, the blank version earns <= 10."""
 import pytest
 
-from helpers import make_course, run_tool
+from helpers import ASSIGNMENT, NOTEBOOK, make_course, run_tool
 from tinytorch_course.examples import BUGS, CORRECT, write_submission
 
 pytestmark = pytest.mark.slow
@@ -12,15 +12,15 @@ pytestmark = pytest.mark.slow
 def graded(tmp_path_factory):
     "One course, every example submitted, graded by `nbgrader autograde`; {student: {cell: (score, max)}}."
     course = make_course(tmp_path_factory.mktemp("fairness"))
-    run_tool(course, "nbgrader", "generate_assignment", "07_optimizers", "--force")
+    run_tool(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     for name in ["blank", *CORRECT, *BUGS]:
         write_submission(course, name, name)
-    run_tool(course, "nbgrader", "autograde", "07_optimizers")
+    run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         return {s.student_id: {g.name: (g.score, g.max_score)
-                               for g in gb.find_submission_notebook("optimizers", "07_optimizers", s.student_id).grades}
-                for s in gb.assignment_submissions("07_optimizers")}
+                               for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades}
+                for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
 def total(cells: dict) -> float:

@@ -10,7 +10,8 @@ import pytest
 
 from helpers import make_course, run_tool, tool_env
 from tinytorch_course.examples import write_submission
-from tinytorch_course.grading import MARKER, Course, autograde
+from tinytorch_course.batch import MARKER, autograde
+from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, Course
 
 pytestmark = pytest.mark.slow
 SUBSET = ["reference", "blank", "adam-no-bias-correction", "sgd-momentum-dampening", "adamw-l2-coupled",
@@ -20,16 +21,16 @@ SUBSET = ["reference", "blank", "adam-no-bias-correction", "sgd-momentum-dampeni
 def cell_grades(course_dir) -> dict:
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        subs = gb.assignment_submissions("07_optimizers")
+        subs = gb.assignment_submissions(ASSIGNMENT)
         assert len({s.student_id for s in subs}) == len(subs), "a student was recorded twice"
         return {s.student_id: {g.name: (g.auto_score, g.max_score) for g in
-                               gb.find_submission_notebook("optimizers", "07_optimizers", s.student_id).grades}
+                               gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades}
                 for s in subs}
 
 
 def new_course(tmp_path_factory, name):
     course = make_course(tmp_path_factory.mktemp(name))
-    run_tool(course, "nbgrader", "generate_assignment", "07_optimizers", "--force")
+    run_tool(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     for example in SUBSET:
         write_submission(course, example, example)
     return course
@@ -38,7 +39,7 @@ def new_course(tmp_path_factory, name):
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
     course = new_course(tmp_path_factory, "sequential")
-    run_tool(course, "nbgrader", "autograde", "07_optimizers")
+    run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     return cell_grades(course)
 
 
@@ -53,11 +54,11 @@ def test_killed_batch_rerun_ends_with_the_same_gradebook(tmp_path_factory, seque
     cmd = [sys.executable, "-m", "tinytorch_course.grading", "autograde", "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=course, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while len(list(course.glob(f"autograded/*/07_optimizers/{MARKER}"))) < 2 and time.monotonic() < deadline:
+    while len(list(course.glob(f"autograded/*/{ASSIGNMENT}/{MARKER}"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = {p.parent.parent.name for p in course.glob(f"autograded/*/07_optimizers/{MARKER}")}
+    finished = {p.parent.parent.name for p in course.glob(f"autograded/*/{ASSIGNMENT}/{MARKER}")}
     assert 2 <= len(finished) < len(SUBSET), "the kill should land mid-batch"
     results = autograde(Course(course), workers=2, progress=False)
     assert {s for s, status in results.items() if status == "already graded"} == finished

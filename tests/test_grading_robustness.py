@@ -8,7 +8,9 @@ import pytest
 
 from helpers import make_course, secret_lines
 from tinytorch_course.examples import HOSTILE, UNREADABLE, write_submission
-from tinytorch_course.grading import Course, autograde, feedback, grades
+from tinytorch_course.batch import autograde
+from tinytorch_course.course import ASSIGNMENT, Course
+from tinytorch_course.grading import feedback, grades
 
 pytestmark = pytest.mark.slow
 CORRECT_CODE = {"infinite-loop", "kernel-exit", "segfault", "huge-allocation", "deleted-graded-cells",
@@ -30,7 +32,7 @@ def batch(tmp_path_factory):
     with open(course_dir / "nbgrader_config.py", "a") as f:
         f.write("\nc.Execute.timeout = 10  # keep the infinite loop short in tests\n")
     course = Course(course_dir)
-    course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")
+    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     names = [*HOSTILE, *UNREADABLE, "adam-eps-inside-sqrt"]
     for name in names:
         write_submission(course_dir, name, name)

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import (MARKERS, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
+from helpers import (ASSIGNMENT, MARKERS, NOTEBOOK, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
                      submission_scores)
 
 pytestmark = pytest.mark.slow
@@ -14,13 +14,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("course"))
-    run_tool(course, "nbgrader", "generate_assignment", "07_optimizers", "--force")
+    run_tool(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     return course
 
 
 @pytest.fixture(scope="module")
 def student_nb(course):
-    return course / "release" / "07_optimizers" / "optimizers.ipynb"
+    return course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
 
 
 def test_student_version_holds_no_solution_and_no_hidden_test(student_nb):
@@ -44,13 +44,13 @@ def test_student_stubs_raise_not_implemented_and_nothing_else_breaks(student_nb)
 
 def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course, student_nb):
     for student, nb in [("reference", SOURCE_NB), ("blank", student_nb)]:
-        dest = course / "submitted" / student / "07_optimizers"
+        dest = course / "submitted" / student / ASSIGNMENT
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(nb, dest / "optimizers.ipynb")
-    run_tool(course, "nbgrader", "autograde", "07_optimizers")
+    run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     scores = submission_scores(course)
     assert scores["reference"] == (100.0, 100.0)
     assert scores["blank"][0] <= 10.0
-    graded = read_nb(course / "autograded" / "reference" / "07_optimizers" / "optimizers.ipynb")
+    graded = read_nb(course / "autograded" / "reference" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     [export_cell] = [c for c in graded["cells"] if "nbdev_export(" in cell_source(c)]
     assert export_cell["outputs"] == [], "grading must skip the export cell: it would write a package"

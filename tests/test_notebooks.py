@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import ROOT
+from helpers import ASSIGNMENT, ROOT
 
 NOTEBOOKS = sorted((ROOT / "modules").glob("*/*.ipynb"))
 FIGURES = ROOT / "artifacts" / "figures"
@@ -30,5 +30,5 @@ def test_notebook_executes(path):
             if png:
                 count += 1
                 (out / f"figure{count:02d}.png").write_bytes(base64.b64decode(png))
-    if path.parent.name == "07_optimizers":
+    if path.parent.name == ASSIGNMENT:
         assert count >= 5, "module 07 should draw its figures"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, completed_notebook, notebook_errors, printed_text
+from helpers import ASSIGNMENT, ROOT, completed_notebook, notebook_errors, printed_text
 
 pytestmark = pytest.mark.slow
-NOTEBOOK = Path("modules") / "07_optimizers" / "optimizers.ipynb"
+NOTEBOOK = Path("modules") / ASSIGNMENT / "optimizers.ipynb"
 STYLE = "seed-style-out-of-place"  # a correct solution written unlike the reference...
 STYLE_LINE = "bias_correction1 = 1 - self.beta1 ** self.step_count"  # ...with a line the reference lacks
 GRADED_CELLS = 13
@@ -74,7 +74,7 @@ def test_binder_folder_follows_repo2docker(my_repo):
     pins = [line for line in (binder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins), "every requirement pinned"
     readme = (my_repo / "README.md").read_text()
-    assert "?urlpath=lab/tree/modules/07_optimizers/optimizers.ipynb" in readme
+    assert f"?urlpath=lab/tree/{NOTEBOOK}" in readme
 
 
 def test_stub_notebook_fails_only_with_not_implemented(student_repo, my_repo, binder_env, tmp_path):

@@ -51,7 +51,9 @@ def notebooks() -> bool:
 
 def instructor_path(workers: int = 0) -> bool:
     from .examples import write_submission
-    from .grading import autograde, feedback, grades, print_table, scratch_course
+    from .batch import autograde
+    from .course import scratch_course
+    from .grading import feedback, grades, print_table
     from .student_repo import release
 
     if DEMO_COURSE.exists():

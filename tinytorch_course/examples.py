@@ -13,8 +13,7 @@ import copy
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
+from .course import ASSIGNMENT, NOTEBOOK, REPO as ROOT, SOURCE
 
 
 def _cell(nb: dict, cell_id: str) -> dict:
@@ -369,7 +368,7 @@ def build(name: str, course_root: Path = ROOT):
     if name in UNREADABLE:
         return UNREADABLE[name]
     if name == "blank":
-        return (course_root / "release" / "07_optimizers" / "optimizers.ipynb").read_bytes()
+        return (course_root / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
     edits = {**BUGS, **CORRECT, **HOSTILE}[name]
     nb = copy.deepcopy(json.loads(SOURCE.read_text()))
     for edit in edits:
@@ -379,12 +378,12 @@ def build(name: str, course_root: Path = ROOT):
 
 def write_submission(course_root: Path, student: str, name: str) -> Path:
     "Put submission `name` in submitted/<student>/07_optimizers/ (with a timestamp, as nbgrader's exchange does)."
-    folder = Path(course_root) / "submitted" / student / "07_optimizers"
+    folder = Path(course_root) / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     content = build(name, Path(course_root))
     if content is None:
         (folder / "notes.txt").write_text("I could not get the notebook to save, sorry!\n")
     else:
-        (folder / "optimizers.ipynb").write_bytes(content)
+        (folder / f"{NOTEBOOK}.ipynb").write_bytes(content)
     (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC\n")
     return folder

@@ -3,19 +3,27 @@
 - `RobustExecute`: a kernel that dies (`os._exit`, a segfault, the out-of-memory killer) no longer
   costs the whole submission. The notebook is re-run in a fresh kernel without the cell that killed
   it; that cell gets an error output saying so, which also makes it score 0 if it is graded.
+- `Judge`: scores each graded test cell from the judge's verdicts on what the kernel reported
+  (`judge.py`), removes those reports, and removes hidden-test lines from every output.
+- `SaveJudgedGrades`: nbgrader's SaveAutoGrades, recording the judge's score for test cells instead
+  of reading the cell's outputs, so stderr, warnings and printed numbers never change a grade.
 - `HideHiddenTests`: feedback shows hidden tests' failure messages but never their source
-  (nbgrader issue #917): hidden regions leave the cell source, and traceback frames that show a
-  graded cell's code are dropped.
+  (nbgrader issue #917): hidden regions leave the cell source, hidden lines leave every output, and
+  traceback frames that show a graded cell's code are dropped.
 """
 import copy
+import html
+import json
 import re
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from traitlets import Integer
+from traitlets import Bool, Integer
 
 from nbgrader import utils
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
+
+from .harness import MIME
 
 KERNEL_DIED = "KernelDiedError"
 NOT_RUN = "NotRunError"
@@ -37,6 +45,13 @@ class RobustExecute(Execute):
     "nbgrader's Execute, restarting after a dead kernel and re-running without the cell that killed it."
 
     max_restarts = Integer(3, help="How many dead kernels to survive before giving up on the rest.").tag(config=True)
+    sandbox = Bool(True, help="Run each kernel in a bubblewrap sandbox (tinytorch_course.sandbox).").tag(config=True)
+
+    def create_kernel_manager(self):
+        if self.sandbox:
+            from .sandbox import SandboxedKernelManager
+            self.kernel_manager_class = SandboxedKernelManager
+        return super().create_kernel_manager()
 
     def preprocess(self, nb, resources=None, km=None):
         original, self._skip = copy.deepcopy(nb), {}
@@ -80,13 +95,106 @@ _CELL_FRAME = re.compile(r"Cell In\s*\[(\d+)\]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class HideHiddenTests(NbGraderPreprocessor):
-    "For feedback: remove hidden tests from graded cells' source and from tracebacks; keep their messages."
+def hidden_lines(nb) -> set:
+    "Every line of every hidden region of the notebook's graded cells (markers included)."
+    lines = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            for region in _HIDDEN.findall(cell.source):
+                lines |= {line.strip() for line in region.splitlines() if len(line.strip()) >= 8}
+    return lines
+
+
+def _clean_text(text: str, secret: set) -> str:
+    "`text` without the lines that show any of `secret` (compared without colour codes or HTML escapes)."
+    if not secret or not isinstance(text, str):
+        return text
+    kept = [line for line in text.splitlines(keepends=True)
+            if not any(s in html.unescape(_ANSI.sub("", line)) for s in secret)]
+    return "".join(kept)
+
+
+def scrub_outputs(cell, secret: set) -> None:
+    "Remove every line of a hidden region from every output of `cell`, whatever printed it."
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            output.text = _clean_text(output.text, secret)
+        elif output.get("output_type") == "error":
+            output.evalue = _clean_text(output.get("evalue", ""), secret)
+            output.traceback = [t for t in (_clean_text(t, secret) for t in output.get("traceback", [])) if t]
+        for mime, value in list(output.get("data", {}).items()):
+            if isinstance(value, str):
+                output.data[mime] = _clean_text(value, secret)
+            elif any(s in json.dumps(value) for s in secret):
+                del output.data[mime]
+
+
+class Judge(NbGraderPreprocessor):
+    """Score graded test cells from the judge's verdicts (outside the kernel); remove the kernel's reports.
+
+    A test cell scores 0 if its visible part failed (an error output), else its points times the share
+    of its hidden checks that passed. The score goes to the cell's `tinytorch` metadata, which
+    `SaveJudgedGrades` records; whatever a submission put there is removed first.
+    """
 
     def preprocess(self, nb, resources):
+        from .judge import judge_cell
+        secret = hidden_lines(nb)
+        for cell in nb.cells:
+            cell.metadata.pop("tinytorch", None)
+            if cell.cell_type != "code":
+                continue
+            reports = [o.data[MIME] for o in cell.outputs if MIME in o.get("data", {}) and isinstance(o.data[MIME], dict)]
+            cell.outputs = [o for o in cell.outputs if MIME not in o.get("data", {})]
+            scrub_outputs(cell, secret)
+            if utils.is_grade(cell) and not utils.is_solution(cell):
+                self._score(cell, [r for r in reports if r.get("cell") == cell.metadata.nbgrader.get("grade_id")],
+                            judge_cell)
+        return nb, resources
+
+    @staticmethod
+    def _score(cell, reports, judge_cell):
+        points = float(cell.metadata.nbgrader.get("points", 0))
+        failed = any(o.get("output_type") == "error" for o in cell.outputs)
+        verdicts = [] if failed else judge_cell(cell.metadata.nbgrader["grade_id"], reports)
+        passed = sum(v["passed"] for v in verdicts)
+        score = 0.0 if failed else points * passed / len(verdicts) if verdicts else points
+        cell.metadata["tinytorch"] = {"score": score, "checks": [{k: v[k] for k in ("check", "passed")} for v in verdicts]}
+        if failed:
+            lines = [f"This cell scores 0 of {points:g}: it stopped with the error above, so its hidden checks did not count."]
+        elif verdicts:
+            lines = [f"Hidden checks: {passed} of {len(verdicts)} passed ({score:.3g} of {points:g} points)."]
+            lines += [f"  passed: {v['check']}" if v["passed"] else f"  FAILED: {v['message']}" for v in verdicts]
+        else:
+            return
+        cell.outputs.append(NotebookNode(output_type="stream", name="stdout", text="\n".join(lines) + "\n"))
+
+
+class SaveJudgedGrades(SaveAutoGrades):
+    "nbgrader's SaveAutoGrades, taking a test cell's score from the judge, never from its outputs."
+
+    def _add_score(self, cell, resources):
+        if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+            return super()._add_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        points = float(cell.metadata.nbgrader.get("points", 0))
+        judged = cell.metadata.get("tinytorch", {}).get("score", 0.0)  # not judged: no points
+        grade.auto_score = min(max(float(judged), 0.0), points)
+        grade.needs_manual_grade = grade.manual_score is not None
+        self.gradebook.db.commit()
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    "For feedback: remove hidden tests from graded cells' source, from every output and from tracebacks."
+
+    def preprocess(self, nb, resources):
+        secret = hidden_lines(nb)
         locked = {c.get("execution_count") for c in nb.cells
                   if c.cell_type == "code" and utils.is_grade(c) and c.get("execution_count")}
         for cell in nb.cells:
+            if cell.cell_type == "code":
+                scrub_outputs(cell, secret)
             if cell.cell_type != "code" or not utils.is_grade(cell):
                 continue
             cell.source = _HIDDEN.sub("", cell.source)

@@ -8,8 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_PATH = "lab/tree/modules/07_optimizers/optimizers.ipynb"
+from .course import ASSIGNMENT, NOTEBOOK, REPO as ROOT, run_script
+
+LAUNCH_PATH = f"lab/tree/modules/{ASSIGNMENT}/{NOTEBOOK}.ipynb"
 
 
 def binder_url(repo: str | None = None) -> str:
@@ -21,17 +22,17 @@ KEEP_TOOLING = ("__init__.py", "export.py")  # students need the export processo
 
 def build_student_repo(course_root: Path, dest: Path) -> Path:
     "Assemble dist/student/ from the course's release/ folder and the solved prerequisites."
-    release = course_root / "release" / "07_optimizers" / "optimizers.ipynb"
+    release = course_root / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
     if not release.exists():
         raise FileNotFoundError(f"{release} is missing: run nbgrader generate_assignment first")
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "modules").mkdir(parents=True)
     for module in sorted((ROOT / "modules").iterdir()):
-        if module.is_dir() and module.name != "07_optimizers":
+        if module.is_dir() and module.name != ASSIGNMENT:
             shutil.copytree(module, dest / "modules" / module.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    (dest / "modules" / "07_optimizers").mkdir()
-    shutil.copy(release, dest / "modules" / "07_optimizers" / "optimizers.ipynb")
+    (dest / "modules" / ASSIGNMENT).mkdir()
+    shutil.copy(release, dest / "modules" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     shutil.copytree(ROOT / "binder", dest / "binder")
     (dest / "tinytorch_course").mkdir()
     for name in KEEP_TOOLING:
@@ -48,11 +49,10 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
 
 def _export(dest: Path) -> None:
     "Run nbdev-export inside the student repository: the package comes from the student notebooks."
-    from .grading import run_script
     run_script(dest, "nbdev-export")
 
 
 def release(course) -> Path:
     "nbgrader generate_assignment, then the student repository in dist/student/."
-    course.tool("nbgrader", "generate_assignment", "07_optimizers", "--force")
+    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     return build_student_repo(course.root, course.root / "dist" / "student")

@@ -1,0 +1,75 @@
+"""A course folder: where a submission is read from and written to, for the one graded assignment."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from traitlets.config.loader import PyFileConfigLoader
+
+from nbgrader.coursedir import CourseDirectory
+
+ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "modules" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+
+
+def tool_env(**extra) -> dict:
+    "The environment for this Python's console scripts (nbgrader, nbdev-export, alembic): its bin folder first."
+    return dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **extra)
+
+
+def run_script(cwd, *args):
+    "Run a console script of this Python environment in `cwd`; raise with its output if it fails."
+    proc = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=cwd, env=tool_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+class Course:
+    "Paths and configuration of a course folder (the folder holding nbgrader_config.py)."
+
+    def __init__(self, root="."):
+        self.root = Path(root).resolve()
+        self.config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+        self.config.CourseDirectory.root = str(self.root)
+        self.coursedir = CourseDirectory(config=self.config, root=str(self.root))
+        self.db_url = self.coursedir.db_url
+        self.course_id = self.coursedir.course_id
+
+    def submitted(self, student: str) -> Path:
+        return self.root / "submitted" / student / ASSIGNMENT
+
+    def autograded(self, student: str) -> Path:
+        return self.root / "autograded" / student / ASSIGNMENT
+
+    def students(self) -> list:
+        "Everyone with a submission folder for this assignment, notebook or not."
+        base = self.root / "submitted"
+        return sorted(p.parent.name for p in base.glob(f"*/{ASSIGNMENT}") if p.is_dir()) if base.exists() else []
+
+    def tool(self, *args):
+        "Run a console script of this Python environment in the course folder."
+        return run_script(self.root, *args)
+
+
+def scratch_course(dest) -> Course:
+    "A throwaway course folder with this repository's nbgrader config and the module 07 source."
+    dest = Path(dest)
+    (dest / "modules").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "nbgrader_config.py", dest)
+    shutil.copytree(REPO / "modules" / ASSIGNMENT, dest / "modules" / ASSIGNMENT)
+    return Course(dest)
+
+
+def fingerprint(course: Course, student: str) -> str:
+    "A hash of what the student submitted (all files), to tell a changed submission from a graded one."
+    digest = hashlib.sha256()
+    folder = course.submitted(student)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

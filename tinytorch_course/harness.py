@@ -1,0 +1,302 @@
+"""The kernel's half of the hidden tests: run the submitted classes on fixed inputs and report what they did.
+
+Each graded cell's hidden region is one call, `observe("<grade id>", globals())`. It runs the probes
+listed for that cell in `PROBES`, each on inputs made from fixed seeds, and publishes one observation
+per check as display data of type `MIME`. This module holds no expected value, tolerance or verdict:
+the judge (`judge.py`, outside the kernel) computes the answers from the same inputs and decides.
+
+A submission can read or replace all of this. That gains nothing: a check passes only when the
+reported numbers are the ones a correct optimizer produces, and a missing report fails.
+"""
+import base64
+
+import numpy as np
+
+MIME = "application/vnd.tinytorch.observation+json"
+SHAPES = [(), (7,), (4, 5), (4, 5), (2, 3, 4)]  # two alike: state must not be shared
+
+
+def init(seed, shapes=SHAPES):
+    "float32 starting values, one array per shape."
+    rng = np.random.default_rng(seed)
+    return [np.asarray(rng.normal(size=s), dtype=np.float32) for s in shapes]
+
+
+def grads(seed, steps, shapes=SHAPES, scale=1.0):
+    "A float32 gradient for every parameter at every step."
+    rng = np.random.default_rng(10_000 + seed)
+    return [[np.asarray(scale * rng.normal(size=s), dtype=np.float32) for s in shapes] for _ in range(steps)]
+
+
+def first_step_grads(seed):
+    "Gradients bounded away from zero (|g| >= 0.5), for the size of Adam's first step."
+    return [np.sign(x) * (0.5 + np.abs(x)) for x in grads(seed, 1)[0]]
+
+
+# ---- what each graded cell's hidden region runs ------------------------------------------------
+def rule(name, cls, hyper, steps=6, scale=1.0, seeds=(0, 1, 2)):
+    "A check of the update rule: the parameters after each of `steps` steps, for each seed."
+    return {"check": name, "probe": "trajectory", "cls": cls, "hyper": hyper, "steps": steps, "scale": scale,
+            "seeds": list(seeds)}
+
+
+def probe(name, kind, **args):
+    return {"check": name, "probe": kind, **args}
+
+
+PROBES = {
+    "test-optimizer-base": [
+        probe("params become a list of the very tensors given", "base-params"),
+        probe("an empty parameter list raises ValueError", "raises", call="empty"),
+        probe("requires_grad=False raises ValueError naming the parameter", "raises", call="frozen"),
+        probe("zero_grad clears Tensor and array gradients", "zero-grad")],
+    "test-sgd-plain": [
+        rule("SGD (lr=0.1)", "SGD", {"lr": 0.1}),
+        rule("SGD (lr=0.03), large gradients", "SGD", {"lr": 0.03}, scale=10.0),
+        rule("SGD with momentum=0", "SGD", {"lr": 0.1, "momentum": 0.0})],
+    "test-sgd-momentum": [
+        rule("SGD with momentum=0.9", "SGD", {"lr": 0.05, "momentum": 0.9}, steps=8),
+        rule("SGD with momentum=0.5", "SGD", {"lr": 0.1, "momentum": 0.5})],
+    "test-sgd-weight-decay": [
+        rule("SGD with weight_decay=0.1", "SGD", {"lr": 0.1, "weight_decay": 0.1}),
+        rule("SGD with momentum and weight_decay", "SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.2},
+             steps=8)],
+    "test-adam-update": [
+        rule("Adam (defaults, lr=0.01)", "Adam", {"lr": 0.01}),
+        rule("Adam (betas=(0.8, 0.99), eps=1e-3)", "Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-3}, steps=8),
+        rule("Adam with tiny gradients (1e-6)", "Adam", {"lr": 0.01, "eps": 1e-8}, scale=1e-6)],
+    "test-adam-bias-correction": [
+        probe("first Adam step (lr=0.01)", "first-step", seed=4, hyper={"lr": 0.01, "betas": (0.9, 0.999)}),
+        probe("first Adam step (lr=0.1, betas=(0.5, 0.9))", "first-step", seed=5,
+              hyper={"lr": 0.1, "betas": (0.5, 0.9)}),
+        probe("first Adam step (lr=0.003, betas=(0.95, 0.9999))", "first-step", seed=6,
+              hyper={"lr": 0.003, "betas": (0.95, 0.9999)}),
+        rule("Adam, first three steps", "Adam", {"lr": 0.05, "betas": (0.9, 0.99)}, steps=3, seeds=(7, 8))],
+    "test-adam-l2": [
+        rule("Adam with weight_decay=0.1", "Adam", {"lr": 0.01, "weight_decay": 0.1}),
+        rule("Adam with weight_decay=1.0, small gradients", "Adam", {"lr": 0.01, "weight_decay": 1.0}, scale=0.01)],
+    "test-adamw-decay": [
+        probe("AdamW decay alone (lr=0.1, weight_decay=0.5)", "decay-only", seed=11, lr=0.1, weight_decay=0.5),
+        probe("AdamW decay alone (lr=0.01, weight_decay=2.0)", "decay-only", seed=12, lr=0.01, weight_decay=2.0),
+        rule("AdamW with weight_decay=0.02", "AdamW", {"lr": 0.01, "weight_decay": 0.02}),
+        rule("AdamW with weight_decay=0.1, small gradients", "AdamW", {"lr": 0.01, "weight_decay": 0.1}, scale=0.01)],
+    "test-adamw-is-adam": [
+        rule("AdamW with weight_decay=0", "AdamW", {"lr": 0.01, "weight_decay": 0.0})],
+    "test-step-contract": [
+        probe("SGD step contract", "contract", cls="SGD", hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+        probe("Adam step contract", "contract", cls="Adam", hyper={"lr": 0.01, "weight_decay": 0.1}),
+        probe("AdamW step contract", "contract", cls="AdamW", hyper={"lr": 0.01, "weight_decay": 0.1})],
+    "test-state-bytes": [
+        probe("state_bytes of SGD without momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1}),
+        probe("state_bytes of SGD with momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1, "momentum": 0.9}),
+        probe("state_bytes of Adam", "state-bytes", cls="Adam", hyper={"lr": 0.01}),
+        probe("state_bytes of AdamW", "state-bytes", cls="AdamW", hyper={"lr": 0.01})],
+    "test-memory-estimate": [
+        probe(f"estimate_training_memory({n}, {kind!r}, momentum={mu}, bytes_per_value={b})", "estimate",
+              args=[n, kind], kwargs={"momentum": mu, "bytes_per_value": b})
+        for n, kind, mu, b in [(10_000_000_000, "adam", 0.0, 4), (175_000_000_000, "AdamW", 0.0, 2),
+                               (12345, "sgd", 0.0, 4), (12345, "SGD", 0.9, 8), (0, "adam", 0.0, 4),
+                               (999, "sgd", 0.5, 2)]
+    ] + [probe(f"estimate_training_memory({n}, {kind!r}) raises ValueError", "raises", call="estimate",
+               args=[n, kind]) for kind, n in [("rmsprop", 10), ("adam", -1)]],
+    "test-checkpoint": [
+        probe("momentum state: copies out, checked copies in", "momentum-state"),
+        probe("SGD resumes from state_dict bit for bit", "resume", cls="SGD",
+              hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+        probe("Adam resumes from state_dict bit for bit", "resume", cls="Adam", hyper={"lr": 0.01}),
+        probe("AdamW resumes from state_dict bit for bit", "resume", cls="AdamW", hyper={"lr": 0.01})],
+}
+
+
+# ---- encoding --------------------------------------------------------------------------------
+def encode(value):
+    "JSON-safe form of a result: arrays become {dtype, shape, b64} (exact); containers recurse."
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        a = np.array(value, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+        return {"__array__": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)[:200]
+
+
+def emit(observation):
+    "Publish one observation to the grader (display data that a notebook front end does not render)."
+    from IPython.display import display
+    display({MIME: observation}, raw=True)
+
+
+# ---- the probes ------------------------------------------------------------------------------
+def _data(p):
+    return np.array(p.data, copy=True)
+
+
+def _raw_grad(p):
+    g = p.grad
+    return None if g is None else np.array(getattr(g, "data", g), copy=True)
+
+
+def _trajectory(ns, spec):
+    Tensor, cls = ns["Tensor"], ns[spec["cls"]]
+    runs = []
+    for seed in spec["seeds"]:
+        params = [Tensor(x, requires_grad=True) for x in init(seed)]
+        opt, snaps = cls(params, **spec["hyper"]), []
+        for gs in grads(seed, spec["steps"], scale=spec["scale"]):
+            for p, g in zip(params, gs):
+                p.grad = Tensor(g)
+            opt.step()
+            snaps.append([_data(p) for p in params])
+        runs.append(snaps)
+    return runs
+
+
+def _base_params(ns, spec):
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(3)]
+    opt = ns["Optimizer"](p for p in ps)
+    return {"is_list": isinstance(opt.params, list), "length": len(opt.params),
+            "same": isinstance(opt.params, list) and all(a is b for a, b in zip(opt.params, ps))}
+
+
+def _raises(ns, spec):
+    Tensor = ns["Tensor"]
+    calls = {"empty": lambda: ns["Optimizer"]([]),
+             "frozen": lambda: ns["Optimizer"]([Tensor(1.0, requires_grad=True), Tensor(2.0),
+                                                Tensor(3.0, requires_grad=True)]),
+             "estimate": lambda: ns["estimate_training_memory"](*spec.get("args", []))}
+    try:
+        calls[spec["call"]]()
+    except Exception as exc:  # the judge decides whether it is the right exception
+        return {"raised": type(exc).__name__, "message": str(exc)[:300]}
+    return {"raised": None}
+
+
+def _zero_grad(ns, spec):
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(3)]
+    opt = ns["Optimizer"](ps)
+    ps[0].grad, ps[1].grad, ps[2].grad = Tensor(ps[0].data), np.ones(7), None
+    opt.zero_grad()
+    return {"cleared": [p.grad is None for p in ps]}
+
+
+def _first_step(ns, spec):
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
+    for p, g in zip(ps, first_step_grads(spec["seed"])):
+        p.grad = Tensor(g)
+    ns["Adam"](ps, **spec["hyper"]).step()
+    return {"after": [_data(p) for p in ps]}
+
+
+def _decay_only(ns, spec):
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
+    opt = ns["AdamW"](ps, lr=spec["lr"], weight_decay=spec["weight_decay"])
+    for _ in range(4):
+        for p in ps:
+            p.grad = Tensor(np.zeros_like(p.data))
+        opt.step()
+    return {"after": [_data(p) for p in ps]}
+
+
+def _contract(ns, spec):
+    "Parameter 1 never gets a gradient, parameter 2 gets a bare numpy array, the rest Tensors."
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(21)]
+    opt = ns[spec["cls"]](ps, **spec["hyper"])
+    changed = []
+    for gs in grads(21, 3):
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            p.grad = None if i == 1 else g.copy() if i == 2 else Tensor(g)
+        kept = [_raw_grad(p) for p in ps]
+        opt.step()
+        changed.append([k is not None and not np.array_equal(_raw_grad(p), k) for p, k in zip(ps, kept)])
+    state = {a: getattr(opt, a)[1] is None for a in ("momentum_buffers", "m_buffers", "v_buffers")
+             if hasattr(opt, a)}
+    return {"grad_changed": changed, "after": [_data(p) for p in ps], "no_state_for_unused": state,
+            "step_count": opt.step_count}
+
+
+def _state_bytes(ns, spec):
+    "Parameter 1 gets no gradient, so it must get no state."
+    Tensor = ns["Tensor"]
+    ps = [Tensor(x, requires_grad=True) for x in init(31)]
+    opt = ns[spec["cls"]](ps, **spec["hyper"])
+    before = opt.state_bytes()
+    for i, (p, g) in enumerate(zip(ps, grads(31, 1)[0])):
+        p.grad = None if i == 1 else Tensor(g)
+    opt.step()
+    return {"before": before, "after": opt.state_bytes()}
+
+
+def _estimate(ns, spec):
+    return {"result": dict(ns["estimate_training_memory"](*spec["args"], **spec["kwargs"]))}
+
+
+def _momentum_state(ns, spec):
+    Tensor, SGD = ns["Tensor"], ns["SGD"]
+    ps = [Tensor(x, requires_grad=True) for x in init(41)]
+    opt = SGD(ps, lr=0.1, momentum=0.9)
+    out = {"has_momentum": [bool(opt.has_momentum()), bool(SGD(ps, lr=0.1).has_momentum())],
+           "without_momentum": repr(SGD(ps, lr=0.1).get_momentum_state())}
+    for p, g in zip(ps, grads(41, 1)[0]):
+        p.grad = Tensor(g)
+    opt.step()
+    saved = opt.get_momentum_state()
+    out["saved"] = [None if s is None else np.array(s) for s in saved]
+    saved[2] += 1.0
+    out["out_is_copy"] = not np.array_equal(opt.momentum_buffers[2], saved[2])
+    fresh = SGD(ps, lr=0.1, momentum=0.9)
+    fresh.set_momentum_state(saved)
+    saved[2] += 1.0
+    out["in_is_copy"] = not np.array_equal(fresh.momentum_buffers[2], saved[2])
+    try:
+        fresh.set_momentum_state(saved[:2])
+        out["wrong_count"] = None
+    except Exception as exc:
+        out["wrong_count"] = type(exc).__name__
+    return out
+
+
+def _resume(ns, spec):
+    "Six steps straight through, and three steps resumed from a state_dict taken after step three."
+    Tensor, cls = ns["Tensor"], ns[spec["cls"]]
+    seq = grads(42, 6)
+    a = [Tensor(x, requires_grad=True) for x in init(42)]
+    opt_a = cls(a, **spec["hyper"])
+    for k, gs in enumerate(seq):
+        if k == 3:
+            ckpt, weights = opt_a.state_dict(), [p.data.copy() for p in a]
+        for p, g in zip(a, gs):
+            p.grad = Tensor(g)
+        opt_a.step()
+    b = [Tensor(x, requires_grad=True) for x in weights]
+    opt_b = cls(b, **spec["hyper"])
+    opt_b.load_state_dict(ckpt)
+    for gs in seq[3:]:
+        for p, g in zip(b, gs):
+            p.grad = Tensor(g)
+        opt_b.step()
+    return {"straight": [_data(p) for p in a], "resumed": [_data(p) for p in b]}
+
+
+RUNNERS = {"trajectory": _trajectory, "base-params": _base_params, "raises": _raises, "zero-grad": _zero_grad,
+           "first-step": _first_step, "decay-only": _decay_only, "contract": _contract,
+           "state-bytes": _state_bytes, "estimate": _estimate, "momentum-state": _momentum_state,
+           "resume": _resume}
+
+
+def observe(cell_id, namespace, publish=None):
+    "Run every probe of graded cell `cell_id` on the classes in `namespace`; publish one observation each."
+    publish = publish or emit
+    for spec in PROBES[cell_id]:
+        try:
+            result = {"value": encode(RUNNERS[spec["probe"]](namespace, spec))}
+        except Exception as exc:  # one failing probe costs its own check only
+            result = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        publish({"cell": cell_id, "check": spec["check"], **result})

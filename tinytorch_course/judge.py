@@ -1,0 +1,290 @@
+"""The trusted half of the hidden tests: references, tolerances and the pass/fail decision (instructor only).
+
+The grading kernel runs `harness.observe`, which reports what the submitted classes did on fixed
+inputs. This module, which runs in the grading process and never in the kernel, rebuilds the same
+inputs, computes the expected results independently in float64, and judges each report. A graded
+test cell earns its points in proportion to the checks that pass, and 0 if its visible part fails.
+Nothing the kernel prints counts: not a number, not the absence of an error, not stderr.
+"""
+import base64
+import math
+
+import numpy as np
+
+from . import harness
+
+TOLERANCE = 1e-3  # relative to how far the reference moved a parameter; see tests/calibration.py
+KINDS = {"SGD": ("sgd",), "Adam": ("adam",), "AdamW": ("adamw", "adamw-after")}  # either decay order is right
+HINTS = {
+    "SGD (lr=0.1)": "Check the sign and size of the step.",
+    "SGD (lr=0.03), large gradients": "Check the step uses lr.",
+    "SGD with momentum=0": "momentum=0 should be plain SGD.",
+    "SGD with momentum=0.9": "Check how the velocity accumulates (no dampening: v = mu*v + g, and v = g on the first step).",
+    "SGD with momentum=0.5": "Check each parameter has its own velocity.",
+    "SGD with weight_decay=0.1": "Weight decay should add wd * p to the gradient.",
+    "SGD with momentum and weight_decay": "The decayed gradient should feed the velocity.",
+    "Adam (defaults, lr=0.01)": "Compare your moment updates and the final step with the formulas above.",
+    "Adam (betas=(0.8, 0.99), eps=1e-3)": "Check that beta1, beta2 and eps are each used where they belong.",
+    "Adam with tiny gradients (1e-6)": "eps belongs outside the square root: sqrt(v_hat) + eps.",
+    "Adam, first three steps": "Early steps depend on the bias correction with t counted from 1.",
+    "Adam with weight_decay=0.1": "Adam adds weight_decay * p to the gradient before updating m and v.",
+    "Adam with weight_decay=1.0, small gradients": "The L2 term should reach both moments.",
+    "AdamW with weight_decay=0.02": "The moments should see the raw gradient; the decay acts on the weights.",
+    "AdamW with weight_decay=0.1, small gradients": "Decoupled decay does not depend on the gradient's size.",
+    "AdamW with weight_decay=0": "Without decay AdamW should reproduce Adam.",
+}
+_DTYPES = {"<f2", "<f4", "<f8", "<i4", "<i8", "<u4", "<u8", "|b1"}
+
+
+class Unreadable(ValueError):
+    "A report that is not what the harness sends."
+
+
+def decode(value, budget=None):
+    "The inverse of harness.encode, refusing anything the harness would not send."
+    budget = budget if budget is not None else [2_000_000]
+    if isinstance(value, dict) and "__array__" in value:
+        dtype, shape = value.get("__array__"), value.get("shape")
+        if dtype not in _DTYPES or not isinstance(shape, list) or len(shape) > 4 \
+                or not all(isinstance(n, int) and 0 <= n <= 10**6 for n in shape):
+            raise Unreadable("an array of an unexpected kind")
+        raw = base64.b64decode(value.get("b64", ""), validate=True)
+        count = math.prod(shape)
+        budget[0] -= count
+        if budget[0] < 0 or len(raw) != count * np.dtype(dtype).itemsize:
+            raise Unreadable("an array of the wrong size")
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if isinstance(value, dict):
+        return {k: decode(v, budget) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v, budget) for v in value]
+    return value
+
+
+# ---- references ------------------------------------------------------------------------------
+def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    "Independent float64 trajectory for 'sgd', 'adam', 'adamw' or 'adamw-after' (decay after the step)."
+    b1, b2 = betas
+    p = [x.astype(np.float64) for x in init]
+    m, v, snaps = [0.0 * x for x in p], [0.0 * x for x in p], []
+    for t, gs in enumerate(grads, start=1):
+        for i, g in enumerate(gs):
+            g = g.astype(np.float64)
+            if kind == "adamw":
+                p[i] = p[i] * (1 - lr * weight_decay)
+            elif kind != "adamw-after":
+                g = g + weight_decay * p[i]
+            if kind == "sgd":
+                m[i] = momentum * m[i] + g
+                p[i] = p[i] - lr * m[i]
+            else:
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                p[i] = p[i] - lr * (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
+            if kind == "adamw-after":
+                p[i] = p[i] * (1 - lr * weight_decay)
+        snaps.append([x.copy() for x in p])
+    return snaps
+
+
+def worst_error(got, want, init):
+    "Largest deviation from the reference, relative to how far the reference moved that parameter."
+    worst = 0.0
+    for got_step, want_step in zip(got, want):
+        for g, w, x0 in zip(got_step, want_step, init):
+            moved = max(float(np.max(np.abs(w - x0))), 1e-30)
+            worst = max(worst, float(np.max(np.abs(np.asarray(g, np.float64) - w))) / moved)
+    return worst if math.isfinite(worst) else math.inf
+
+
+def _shapes_ok(arrays, shapes=harness.SHAPES):
+    if len(arrays) != len(shapes):
+        return f"reported {len(arrays)} parameters, not {len(shapes)}"
+    for i, (a, s) in enumerate(zip(arrays, shapes)):
+        if not isinstance(a, np.ndarray) or a.shape != tuple(s):
+            return f"parameter {i} should keep its shape {tuple(s)}, but has shape {np.shape(a)}"
+    return None
+
+
+# ---- verdicts: (passed, message, error / tolerance or None) ----------------------------------
+def _trajectory(spec, value):
+    kinds, hyper = KINDS[spec["cls"]], dict(spec["hyper"])
+    if "betas" in hyper:
+        hyper["betas"] = tuple(hyper["betas"])
+    worst = 0.0
+    if not isinstance(value, list) or len(value) != len(spec["seeds"]):
+        raise Unreadable("one run per seed")
+    for seed, run in zip(spec["seeds"], value):
+        if not isinstance(run, list) or len(run) != spec["steps"]:
+            raise Unreadable("one snapshot per step")
+        for snap in run:
+            problem = _shapes_ok(snap)
+            if problem:
+                return False, f"{spec['check']}: {problem}.", None
+        init, grads = harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"])
+        worst = max(worst, min(worst_error(run, reference(k, init, grads, **hyper), init) for k in kinds))
+    ratio = worst / TOLERANCE
+    message = (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
+               f"they should have moved (allowed: {TOLERANCE:.0e}). {HINTS.get(spec['check'], '')}").rstrip()
+    return ratio <= 1, message, ratio
+
+
+def _first_step(spec, value):
+    after, lr = value["after"], spec["hyper"]["lr"]
+    problem = _shapes_ok(after)
+    if problem:
+        return False, f"{spec['check']}: {problem}.", None
+    before = harness.init(spec["seed"])
+    off = max(float(np.max(np.abs(np.abs(np.asarray(a, np.float64) - b) / lr - 1))) for a, b in zip(after, before))
+    off = off if math.isfinite(off) else math.inf
+    return off <= 1e-3, (f"{spec['check']}: the first Adam step should move each weight by about lr, but some move "
+                         f"{off:.1%} more or less; check the bias correction on step 1"), off / 1e-3
+
+
+def _decay_only(spec, value):
+    after = value["after"]
+    problem = _shapes_ok(after)
+    if problem:
+        return False, f"{spec['check']}: {problem}.", None
+    factor = (1 - spec["lr"] * spec["weight_decay"]) ** 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = max(float(np.max(np.abs(np.asarray(a, np.float64) / x - factor))) for a, x in
+                  zip(after, harness.init(spec["seed"])))
+    err = err if math.isfinite(err) else math.inf
+    return err <= 1e-5, (f"{spec['check']}: with zero gradients AdamW should shrink every weight by the same factor "
+                         f"each step; off by {err:.1e}. The decay must not go through the gradient or the moments"), err / 1e-5
+
+
+def _contract(spec, value):
+    name, init = spec["cls"], harness.init(21)
+    after = value["after"]
+    problem = _shapes_ok(after)
+    if problem:
+        return False, f"{name}: {problem}.", None
+    for step in value["grad_changed"]:
+        for i, changed in enumerate(step):
+            if changed:
+                return False, f"{name}.step() changed the gradient of parameter {i}", None
+    if not np.array_equal(after[1], init[1]):
+        return False, f"{name} moved a parameter whose grad is None", None
+    if not all(value["no_state_for_unused"].values()):
+        return False, f"{name} created state for a parameter that never had a gradient", None
+    if np.array_equal(after[2], init[2]):
+        return False, f"{name} should accept a gradient given as a numpy array", None
+    if not all(a.dtype == np.float32 for a in after):
+        return False, f"{name} changed a float32 parameter's dtype", None
+    if value["step_count"] != 3:
+        return False, f"{name}.step_count should count step() calls (3), not {value['step_count']}", None
+    return True, f"{name} keeps the step contract", None
+
+
+def _integer(x):
+    x = x.item() if isinstance(x, np.ndarray) and x.shape == () else x
+    return x if isinstance(x, (int, np.integer)) and not isinstance(x, bool) else None
+
+
+def _state_bytes(spec, value):
+    name = spec["check"].replace("state_bytes of ", "")
+    copies = 2 if spec["cls"] != "SGD" else (1 if spec["hyper"].get("momentum") else 0)
+    trained = sum(int(np.prod(s)) for i, s in enumerate(harness.SHAPES) if i != 1)  # parameter 1 had no gradient
+    want = copies * trained * np.dtype(np.float32).itemsize
+    before, after = _integer(value["before"]), _integer(value["after"])
+    if before != 0:
+        return False, f"a new {name} should hold 0 bytes of state (buffers are created lazily)", None
+    if after is None:
+        return False, f"{name}.state_bytes() should return an integer number of bytes", None
+    return after == want, (f"{name}.state_bytes() is off by {abs(after - want)} bytes after one step "
+                           f"({copies} buffer(s) per trained parameter)"), None
+
+
+def _estimate(spec, value):
+    (n, kind), kw = spec["args"], spec["kwargs"]
+    est, one = value["result"], n * kw["bytes_per_value"]
+    copies = {"sgd": 1 if kw["momentum"] > 0 else 0, "adam": 2, "adamw": 2}[kind.lower()]
+    if set(est) != {"params", "grads", "optimizer_state", "total"}:
+        return False, f"{spec['check']}: return exactly the four keys", None
+    values = {k: _integer(v) for k, v in est.items()}
+    if any(v is None for v in values.values()):
+        return False, f"{spec['check']}: every entry should be an integer", None
+    for key, want in [("params", one), ("grads", one), ("optimizer_state", copies * one)]:
+        if values[key] != want:
+            return False, (f"{key} for {kind} (momentum={kw['momentum']}, {kw['bytes_per_value']} bytes per value) "
+                           f"is off by a factor of {values[key] / max(want, 1):.3g}"), None
+    if values["total"] != (2 + copies) * one:
+        return False, f"{spec['check']}: total should be the sum of the three parts", None
+    return True, spec["check"], None
+
+
+def _raises(spec, value):
+    ok = value.get("raised") == "ValueError"
+    if ok and spec["call"] == "frozen":
+        ok = "1" in value.get("message", "")
+        return ok, "the ValueError for requires_grad=False should name the parameter's index (1)", None
+    got = value.get("raised") or "nothing"
+    return ok, f"{spec['check'].replace(' raises ValueError', '')} should raise ValueError (it raised {got})", None
+
+
+def _zero_grad(spec, value):
+    return all(value["cleared"]), "zero_grad should set every gradient to None, Tensor or array", None
+
+
+def _base_params(spec, value):
+    if not value["is_list"] or value["length"] != len(harness.SHAPES):
+        return False, "params should become a list, even from a generator", None
+    return bool(value["same"]), "params should hold the very tensors you were given, not copies", None
+
+
+def _momentum_state(spec, value):
+    if value["has_momentum"] != [True, False]:
+        return False, "has_momentum should say whether momentum > 0", None
+    if value["without_momentum"] != "None":
+        return False, "get_momentum_state should return None without momentum", None
+    saved = value["saved"]
+    if _shapes_ok(saved) or not all(np.array_equal(np.asarray(s, np.float64), np.asarray(g, np.float64))
+                                    for s, g in zip(saved, harness.grads(41, 1)[0])):
+        return False, "after one step, get_momentum_state should hold one velocity per parameter (v = g)", None
+    if not value["out_is_copy"]:
+        return False, "get_momentum_state should return copies", None
+    if not value["in_is_copy"]:
+        return False, "set_momentum_state should store copies", None
+    return value["wrong_count"] == "ValueError", \
+        "set_momentum_state with the wrong number of buffers should raise ValueError", None
+
+
+def _resume(spec, value):
+    a, b = value["straight"], value["resumed"]
+    if _shapes_ok(a) or _shapes_ok(b):
+        return False, f"{spec['cls']}: resuming should keep every parameter's shape", None
+    same = all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b))
+    return same, (f"{spec['cls']}: resuming from state_dict() should continue bit for bit; check your state "
+                  "lives in its buffers"), None
+
+
+VERDICTS = {"trajectory": _trajectory, "first-step": _first_step, "decay-only": _decay_only,
+            "contract": _contract, "state-bytes": _state_bytes, "estimate": _estimate, "raises": _raises,
+            "zero-grad": _zero_grad, "base-params": _base_params, "momentum-state": _momentum_state,
+            "resume": _resume}
+
+
+def judge_check(spec, reports: list) -> dict:
+    "One check's verdict from the reports the kernel published for it (exactly one is expected)."
+    result = {"check": spec["check"], "passed": False, "ratio": None}
+    if not reports:
+        return {**result, "message": f"{spec['check']}: no result reached the grader (did the cell stop early?)"}
+    if len(reports) > 1:
+        return {**result, "message": f"{spec['check']}: reported more than once"}
+    report = reports[0]
+    if "error" in report:
+        return {**result, "message": f"{spec['check']}: raised {str(report['error'])[:300]}"}
+    try:
+        passed, message, ratio = VERDICTS[spec["probe"]](spec, decode(report.get("value")))
+    except (Unreadable, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        return {**result, "message": f"{spec['check']}: the grader could not read the result ({type(exc).__name__})"}
+    return {"check": spec["check"], "passed": bool(passed), "ratio": ratio,
+            "message": spec["check"] if passed else message}
+
+
+def judge_cell(cell_id: str, observations: list) -> list:
+    "Verdicts for every check of graded cell `cell_id`, from the observations it published."
+    return [judge_check(spec, [o for o in observations if o.get("check") == spec["check"]])
+            for spec in harness.PROBES.get(cell_id, [])]
