@@ -9,7 +9,6 @@ Every edit names a cell by its nbgrader id and replaces text that must occur exa
 change to the source that breaks an example fails loudly instead of silently testing nothing.
 This module holds solutions: it is instructor tooling and never goes into the student repository.
 """
-import copy
 import json
 from pathlib import Path
 
@@ -321,6 +320,17 @@ class AdamW(Adam):
             param.data = param.data * (1 - self.lr * self.weight_decay)
 '''
 
+_LOGGING_STEP = '''\
+        import logging, sys, warnings
+        self.step_count += 1
+        logging.warning("Adam step %d", self.step_count)  # a log line on stderr
+        print(f"debug: step {self.step_count}", file=sys.stderr)
+        warnings.warn("a warning from the student's code")
+        np.float32(1.0) / np.float32(0.0)  # numpy's RuntimeWarning
+        for i, param, grad in self.gradients():
+            self.update(i, param, self.regularize(param, grad))
+'''
+
 
 CORRECT = {
     "reference": [],
@@ -336,6 +346,7 @@ CORRECT = {
                          _solution_body("adam-class", "def update", _HELPER_ADAM)],
     "own-loop-and-lerp-moments": [_solution_body("sgd-class", "def step", _OWN_LOOP_SGD),
                                   _solution_body("adam-class", "def update", _LERP_ADAM)],
+    "logging-and-warnings": [_solution_body("adam-class", "def step", _LOGGING_STEP)],
 }
 
 # ---- hostile submissions ---------------------------------------------------------------------
@@ -365,12 +376,13 @@ UNREADABLE = {"corrupt-json": b'{"cells": [{"cell_type": "code", "source": "prin
 
 def build(name: str, course_root: Path = ROOT):
     "The bytes of submission `name`'s optimizers.ipynb, or None when it submits no notebook."
+    from .attacks import ATTACKS, HONEST
     if name in UNREADABLE:
         return UNREADABLE[name]
     if name == "blank":
         return (course_root / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
-    edits = {**BUGS, **CORRECT, **HOSTILE}[name]
-    nb = copy.deepcopy(json.loads(SOURCE.read_text()))
+    base, edits = ATTACKS[name] if name in ATTACKS else ("source", {**BUGS, **CORRECT, **HOSTILE, **HONEST}[name])
+    nb = json.loads(SOURCE.read_text() if base == "source" else build(base, course_root))
     for edit in edits:
         edit(nb)
     return (json.dumps(nb, indent=1) + "\n").encode()

@@ -16,7 +16,7 @@ import html
 import json
 import re
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Integer
 
@@ -80,7 +80,17 @@ class RobustExecute(Execute):
         if index in self._skip:
             cell.outputs = [error_output(KERNEL_DIED, self._skip[index])]
             return cell, resources
-        return super().preprocess_cell(cell, resources, index)
+        if hasattr(self.km, "lock"):  # sandboxed: the kernel is up, its socket folder can close
+            self.km.lock()
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except CellTimeoutError:  # the kernel went silent (starved by its own processes): this cell fails
+            cell.outputs.append(error_output("CellTimeoutError", "The kernel stopped answering while running this "
+                                             "cell (processes it started were stopped)."))
+            return cell, resources
+        finally:
+            if hasattr(self.km, "reap") and self.km.reap():
+                self.log.warning("Killed processes left running by cell %d", index)
 
     @staticmethod
     def _copy_into(nb, work):

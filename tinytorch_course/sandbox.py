@@ -30,7 +30,7 @@ from traitlets import Integer
 HOME = "/home/student"
 LIB = "/opt/grader/lib"
 # Per-kernel limits (prlimit): address space, CPU seconds, processes/threads, file size, open files.
-LIMITS = {"as": 4 * 2**30, "cpu": 600, "nproc": 256, "fsize": 256 * 2**20, "nofile": 512}
+LIMITS = {"as": 4 * 2**30, "cpu": 600, "nproc": 128, "fsize": 256 * 2**20, "nofile": 512}
 TMPFS_BYTES = 256 * 2**20  # each of /home/student and /tmp
 WITHHELD = ("core/optimizers.py", "core/training.py")  # the solution, and what imports it
 FIX = "apt-get install -y bubblewrap   (Debian/Ubuntu, as root; bubblewrap is the `bwrap` command)"
@@ -41,6 +41,9 @@ class SandboxUnavailable(RuntimeError):
 
 
 def _tool(name: str) -> str | None:
+    "Where command `name` is (TINYTORCH_BWRAP, if set, names bwrap: tests point it at nothing)."
+    if name == "bwrap" and "TINYTORCH_BWRAP" in os.environ:
+        return os.environ["TINYTORCH_BWRAP"] if os.path.exists(os.environ["TINYTORCH_BWRAP"]) else None
     return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p)), None)
 
 
@@ -171,6 +174,27 @@ def close_inherited_fds():
     return apply
 
 
+def _processes():
+    "(pid, real uid, parent pid) of every process on this machine."
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = dict(line.split(":\t", 1) for line in open(f"/proc/{name}/status").read().splitlines()
+                              if line.startswith(("Uid:", "PPid:")))  # {"Uid": ..., "PPid": ...}
+                out.append((int(name), int(fields["Uid"].split()[0]), int(fields["PPid"])))
+            except (OSError, KeyError, ValueError):
+                pass
+    return out
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("PPid:")).split()[1])
+    except (OSError, StopIteration):
+        return None
+
+
 def _give(paths, uid: int | None) -> None:
     for path in paths:
         if uid is not None and os.path.exists(path):
@@ -199,14 +223,41 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(self._box / "conn" / "kernel")
         self.connection_file = str(self._box / "conn" / "kernel.json")
         self._uid = sandbox_uid()
-        _give([self._box, self._box / "conn"], self._uid)
+        os.chmod(self._box / "conn", 0o1777)  # the kernel makes its sockets here; lock() closes it
         kw.update(cwd=str(self._box), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                   stdout=subprocess.DEVNULL, stderr=None if os.environ.get("TT_SANDBOX_DEBUG") else subprocess.DEVNULL, preexec_fn=close_inherited_fds())
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)
-        _give([self.connection_file], getattr(self, "_uid", None))  # written 0600: the kernel's user must read it
+        os.chmod(self.connection_file, 0o644)  # written 0600: the kernel's user must read it (its own key)
+
+    def lock(self) -> None:
+        """Once the kernel has made its sockets: its socket folder becomes read-only to it, so nothing it
+        writes can reach the host's disk (its home and /tmp are size-capped tmpfs)."""
+        os.chmod(self._box / "conn", 0o755)
+        if self._uid is not None and getattr(self, "_kernel_pid", None) is None:  # before any student code
+            outer = self.provisioner.process.pid
+            self._kernel_pid = next((pid for pid, uid, ppid in _processes() if uid == self._uid
+                                     and _parent(ppid) == outer), None)
+
+    def reap(self) -> int:
+        """Kill every process of the sandbox's user but the kernel itself (a fork bomb's children, a
+        background job). Called after each cell; only possible when the sandbox has a user of its own."""
+        if self._uid is None or getattr(self, "_kernel_pid", None) is None:
+            return 0
+        killed = 0
+        for _ in range(20):  # a fork bomb may fork while we kill: repeat until none is left
+            strays = [pid for pid, uid, _ in _processes() if uid == self._uid and pid != self._kernel_pid]
+            for pid in strays:
+                try:
+                    os.kill(pid, 9)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
+            if not strays:
+                break
+        return killed
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)

