@@ -13,7 +13,7 @@ else
 STAMP :=
 endif
 
-.PHONY: help install export clean-nbs demo notebooks test lab release autograde feedback grades bench
+.PHONY: help install system-deps export clean-nbs demo notebooks test lab release autograde feedback grades bench
 
 help:
 	@echo "make demo    install, export the package, run every notebook, print a summary"
@@ -33,6 +33,30 @@ help:
 
 install: $(STAMP)
 
+# What grading and the tests need from Debian, as command:package: bubblewrap (every grading kernel
+# runs in bwrap) and chromium (the JupyterLab test). Installed with apt-get as root or with
+# passwordless sudo; otherwise make stops and prints the command to run. `make demo` needs only bwrap.
+APT_NEEDS ?= bwrap:bubblewrap chromium:chromium
+system-deps:
+	@missing=""; \
+	for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || missing="$$missing $${need#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; \
+	  else echo "make needs Debian packages:$$missing. Run: sudo apt-get update && sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  echo "installing$$missing with apt-get"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The tests also compare with torch.optim: the `oracle` extra (torch==2.13.0).
+ifeq ($(VENV),.venv)
+ORACLE := .venv/.oracle
+else
+ORACLE :=
+endif
+.venv/.oracle: .venv/.installed
+	.venv/bin/python -m pip install --quiet -e '.[dev,oracle]'
+	touch $@
+
 export: install
 	$(BIN)/nbdev-export
 
@@ -44,6 +68,7 @@ GRADING := $(BIN)/python -m tinytorch_course.grading
 
 # The instructor's whole path on bundled example submissions (see tinytorch_course/demo.py).
 demo: export
+	@$(MAKE) --no-print-directory system-deps APT_NEEDS=bwrap:bubblewrap
 	$(BIN)/python -m tinytorch_course.demo
 
 notebooks: export
@@ -61,7 +86,7 @@ feedback: install
 grades: install
 	$(GRADING) grades
 
-test: install
+test: install system-deps $(ORACLE)
 	$(BIN)/python -m pytest
 
 # Benchmarks print ratios measured in one run; torch comes from the oracle extra.

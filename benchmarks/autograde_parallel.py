@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinytorch_course.examples import BUGS, CORRECT, write_submission
+from tinytorch_course.examples import BUGS, CORRECT
+from tinytorch_course.submissions import write_submission
 from tinytorch_course.batch import autograde
 from tinytorch_course.course import ASSIGNMENT, Course, scratch_course
 

@@ -12,7 +12,8 @@ import json
 import warnings
 
 from tinytorch_course import harness
-from tinytorch_course.examples import BUGS, CORRECT, build, cell_source
+from tinytorch_course.examples import BUGS, CORRECT, cell_source
+from tinytorch_course.submissions import build
 from tinytorch_course.judge import judge_cell
 
 SKIP_TAGS = ("plt.", "time.perf_counter", "seconds_per_call(", "nbdev_export(", "def train(", "descend(", "first_steps_after_resume", "final_weights(")

@@ -97,12 +97,12 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB  # noqa: E402
+from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB  # noqa: E402,F401
 MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
-from tinytorch_course.examples import cell_source  # noqa: E402,F401
+from tinytorch_course.examples import cell_source  # noqa: E402, F401
 from tinytorch_course.course import run_script as run_tool, tool_env  # noqa: E402,F401
 
 
@@ -141,6 +141,25 @@ def make_course(dest: Path) -> Path:
     return scratch_course(dest).root
 
 
+def tree_hash(folder, skip=()) -> dict:
+    "{relative path: sha256} of every file under `folder`, leaving out paths that start with one of `skip`."
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file() and not str(p.relative_to(folder)).startswith(skip)}
+
+
+def released_course(dest: Path, timeout: int | None = None):
+    "A throwaway course, released (nbgrader generate_assignment), with a shorter cell timeout if given."
+    from tinytorch_course.course import Course
+    root = make_course(dest)
+    if timeout:
+        with open(root / "nbgrader_config.py", "a") as f:
+            f.write(f"\nc.Execute.timeout = {timeout}  # keep slow cells short in tests\n")
+    course = Course(root)
+    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    return course
+
+
 def submission_scores(course: Path) -> dict:
     "{student: (score, max_score)} from the course's gradebook."
     from nbgrader.api import Gradebook
@@ -150,7 +169,7 @@ def submission_scores(course: Path) -> dict:
 
 def completed_notebook(release_nb: dict, style: str) -> dict:
     "The student notebook with every solution cell taken from example submission `style`, markers removed."
-    from tinytorch_course.examples import build
+    from tinytorch_course.submissions import build
     solved = {nbgrader_meta(c).get("grade_id"): cell_source(c) for c in json.loads(build(style))["cells"]}
     nb = json.loads(json.dumps(release_nb))
     for cell in nb["cells"]:

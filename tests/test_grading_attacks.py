@@ -4,7 +4,6 @@ Every attack in `tinytorch_course.attacks` is graded in one sandboxed batch with
 bystander. Each must end with a score no higher than its honest twin's, no file outside its scratch
 folder changed, and no hidden-test line in any feedback.
 """
-import hashlib
 import html
 import json
 import os
@@ -16,21 +15,15 @@ import threading
 
 import pytest
 
-from helpers import ASSIGNMENT, NOTEBOOK, ROOT, make_course, secret_lines, tool_env
+from helpers import ASSIGNMENT, NOTEBOOK, ROOT, released_course, secret_lines, tool_env, tree_hash
 from tinytorch_course.attacks import ATTACKS, NETWORK_PORT
 from tinytorch_course.batch import autograde
-from tinytorch_course.course import Course
-from tinytorch_course.examples import write_submission
+from tinytorch_course.submissions import write_submission
 from tinytorch_course.grading import feedback, grades
 
 pytestmark = pytest.mark.slow
 TWINS = sorted({honest for honest, _ in ATTACKS.values()})
 LITTER = ("pwned-by-student.txt", "filler-")  # what the attacks try to leave behind
-
-
-def tree_hash(folder, skip=()) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not str(p.relative_to(folder)).startswith(skip)}
 
 
 def litter(top, depth=6) -> list:
@@ -70,11 +63,8 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    course_dir = make_course(tmp_path_factory.mktemp("attacks"))
-    with open(course_dir / "nbgrader_config.py", "a") as f:
-        f.write("\nc.Execute.timeout = 20\n")
-    course = Course(course_dir)
-    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course = released_course(tmp_path_factory.mktemp("attacks"), timeout=20)
+    course_dir = course.root
     names = [*ATTACKS, *TWINS]
     for name in names:
         write_submission(course_dir, name, name)
@@ -178,10 +168,9 @@ def test_forged_numbers_and_swallowed_errors_earn_nothing(batch):
 
 
 def test_autograde_refuses_without_a_sandbox_and_names_the_fix(tmp_path):
-    course = make_course(tmp_path)
+    course = released_course(tmp_path).root
     run = lambda *args: subprocess.run([sys.executable, "-m", "tinytorch_course.grading", *args], cwd=course,
                                        env=tool_env(TINYTORCH_BWRAP="/nonexistent/bwrap"), capture_output=True, text=True)
-    Course(course).tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     write_submission(course, "ada", "reference")
     refused = run("autograde")
     assert refused.returncode == 2 and "apt-get install -y bubblewrap" in refused.stderr

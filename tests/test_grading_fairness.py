@@ -3,7 +3,8 @@ every correct style earns 100/100, every plausible bug loses points, the blank v
 import pytest
 
 from helpers import ASSIGNMENT, NOTEBOOK, make_course, run_tool
-from tinytorch_course.examples import BUGS, CORRECT, write_submission
+from tinytorch_course.examples import BUGS, CORRECT
+from tinytorch_course.submissions import write_submission
 
 pytestmark = pytest.mark.slow
 

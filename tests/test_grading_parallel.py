@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import make_course, run_tool, tool_env
-from tinytorch_course.examples import write_submission
+from tinytorch_course.submissions import write_submission
 from tinytorch_course.batch import MARKER, autograde
 from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, Course
 

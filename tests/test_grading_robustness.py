@@ -1,15 +1,14 @@
 """Every submission gets a grade and an explanation, whatever it does; nothing under submitted/ changes;
 feedback shows hidden tests' messages but never their source."""
-import hashlib
 import html
 import re
 
 import pytest
 
-from helpers import make_course, secret_lines
-from tinytorch_course.examples import HOSTILE, UNREADABLE, write_submission
+from helpers import released_course, secret_lines, tree_hash
+from tinytorch_course.examples import HOSTILE, UNREADABLE
+from tinytorch_course.submissions import write_submission
 from tinytorch_course.batch import autograde
-from tinytorch_course.course import ASSIGNMENT, Course
 from tinytorch_course.grading import feedback, grades
 
 pytestmark = pytest.mark.slow
@@ -21,18 +20,10 @@ EXPECTED_NOTE = {"infinite-loop": "longer than 10 s", "kernel-exit": "kernel die
                  "kernel-exit-everywhere": "kernel kept dying"}
 
 
-def tree_hash(folder) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    course_dir = make_course(tmp_path_factory.mktemp("robust"))
-    with open(course_dir / "nbgrader_config.py", "a") as f:
-        f.write("\nc.Execute.timeout = 10  # keep the infinite loop short in tests\n")
-    course = Course(course_dir)
-    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course = released_course(tmp_path_factory.mktemp("robust"), timeout=10)
+    course_dir = course.root
     names = [*HOSTILE, *UNREADABLE, "adam-eps-inside-sqrt"]
     for name in names:
         write_submission(course_dir, name, name)

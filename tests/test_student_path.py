@@ -67,7 +67,7 @@ def completed(my_repo, binder_env, tmp_path_factory):
 
 def test_binder_folder_follows_repo2docker(my_repo):
     binder = my_repo / "binder"
-    assert sorted(p.name for p in binder.iterdir()) == ["postBuild", "requirements.txt"]  # one environment file
+    assert sorted(p.name for p in binder.iterdir()) == ["postBuild", "requirements.txt", "runtime.txt"]  # one environment file
     post_build = (binder / "postBuild").read_text().splitlines()
     assert post_build[:2] == ["#!/bin/bash", "set -e"] and os.access(binder / "postBuild", os.X_OK)
     assert any("pip install" in line and line.rstrip().endswith(" .") for line in post_build)

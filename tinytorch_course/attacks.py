@@ -25,39 +25,36 @@ def _reachable_files(suffixes, roots=("/proc/*/cwd", "/proc/*/root/work", "/work
                 seen.add(real)
                 found |= {os.path.join(real, f) for f in files if f.endswith(suffixes)}
     return sorted(found)
-'''
 
-STEAL_SOURCE = _SEARCH + '''
-stolen = 0
-for path in _reachable_files((".ipynb", ".db")):
-    try:
-        if path.endswith(".db"):
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            cells = [row[0] for row in db.execute("select source from source_cell")]
-        else:
-            cells = ["".join(c["source"]) for c in json.load(open(path))["cells"]]
-        for src in cells:  # the instructor's solutions or hidden reference (not this cell's own copy)
-            if ("### BEGIN " + "SOLUTION" in src or "def _reference" in src) and "_reachable_files" not in src:
-                exec(src, globals())
-                stolen += 1
-    except Exception:
-        pass
-print("cells stolen from the course:", stolen)
-'''
 
-STEAL_OTHER_STUDENT = _SEARCH + '''
-stolen = 0
-for path in _reachable_files((".ipynb",)):
-    if "/submitted/" in path or "/autograded/" in path:
+def _steal(paths, wanted):
+    "Run every cell of the notebooks (or gradebooks) at `paths` that `wanted` picks; how many ran."
+    stolen = 0
+    for path in paths:
         try:
-            for cell in json.load(open(path))["cells"]:
-                src = "".join(cell["source"])
-                if "class SGD" in src or "class Adam" in src or "def estimate_training_memory" in src:
+            if path.endswith(".db"):
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                cells = [row[0] for row in db.execute("select source from source_cell")]
+            else:
+                cells = ["".join(c["source"]) for c in json.load(open(path))["cells"]]
+            for src in cells:
+                if wanted(src) and "_reachable_files" not in src:  # not a copy of this attack itself
                     exec(src, globals())
                     stolen += 1
         except Exception:
             pass
-print("cells stolen from other students:", stolen)
+    return stolen
+'''
+
+STEAL_SOURCE = _SEARCH + '''
+wanted = lambda src: "### BEGIN " + "SOLUTION" in src or "def _reference" in src  # solutions, the hidden reference
+print("cells stolen from the course:", _steal(_reachable_files((".ipynb", ".db")), wanted))
+'''
+
+STEAL_OTHER_STUDENT = _SEARCH + '''
+others = [p for p in _reachable_files((".ipynb",)) if "/submitted/" in p or "/autograded/" in p]
+wanted = lambda src: any(name in src for name in ("class SGD", "class Adam", "def estimate_training_memory"))
+print("cells stolen from other students:", _steal(others, wanted))
 '''
 
 TAMPER = _SEARCH + '''

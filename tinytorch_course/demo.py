@@ -50,7 +50,7 @@ def notebooks() -> bool:
 
 
 def instructor_path(workers: int = 0) -> bool:
-    from .examples import write_submission
+    from .submissions import write_submission
     from .batch import autograde
     from .course import scratch_course
     from .grading import feedback, grades, print_table

@@ -17,6 +17,11 @@ def binder_url(repo: str | None = None) -> str:
     "The mybinder.org link that opens module 07 in JupyterLab, for GitHub repository `repo` (owner/name)."
     repo = repo or os.environ.get("TINYTORCH_STUDENT_REPO", "your-course/tinytorch-student")
     return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath={LAUNCH_PATH}"
+def binder_python() -> str:
+    "The Python version Binder builds with, from binder/runtime.txt (`python-3.11` -> `3.11`)."
+    return (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
+
+
 KEEP_TOOLING = ("__init__.py", "export.py")  # students need the export processor, nothing else
 
 
@@ -41,7 +46,7 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     readme = (ROOT / "tinytorch_course" / "templates" / "student_README.md").read_text()
-    (dest / "README.md").write_text(readme.replace("{binder_url}", binder_url()))
+    (dest / "README.md").write_text(readme.replace("{binder_url}", binder_url()).replace("{python}", binder_python()))
     (dest / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\n")
     _export(dest)
     return dest
