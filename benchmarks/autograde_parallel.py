@@ -1,10 +1,12 @@
-"""Parallel autograde against sequential `nbgrader autograde`, same submissions, same run.
+"""Autograde three ways on the same submissions, in the same run, and check the grades agree.
 
     python benchmarks/autograde_parallel.py [--submissions 40] [--workers 2]
 
-Builds two identical scratch courses of N example submissions (correct styles and bugs in turn),
-times `nbgrader autograde` on one and `tinytorch_course.grading.autograde` with W workers on the
-other, checks the grades agree, and prints the ratio.
+Builds identical scratch courses of N example submissions (correct styles and bugs in turn), then times
+1. `nbgrader autograde`, sequential, running every cell (the baseline of plain nbgrader);
+2. `make autograde` with W workers, running every cell (the pipeline before demo cells were skipped);
+3. `make autograde` with W workers, skipping the cells tagged `demo` (today's pipeline).
+All three run each kernel in the sandbox and judge outside it. Prints seconds per submission and ratios.
 """
 import argparse
 import itertools
@@ -21,8 +23,12 @@ from tinytorch_course.batch import autograde
 from tinytorch_course.course import ASSIGNMENT, Course, scratch_course
 
 
-def make_course(dest: Path, n: int) -> Course:
+def make_course(dest: Path, n: int, run_demo: bool) -> Course:
     course = scratch_course(dest)
+    if run_demo:
+        with open(dest / "nbgrader_config.py", "a") as f:
+            f.write("\nc.RobustExecute.skip_demo = False\n")
+        course = Course(dest)
     course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     for i, name in zip(range(n), itertools.cycle([*CORRECT, *BUGS])):
         write_submission(dest, f"s{i:03d}-{name}", name)
@@ -42,19 +48,24 @@ def main():
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-autograde-"))
     try:
-        seq, par = make_course(scratch / "sequential", args.submissions), make_course(scratch / "parallel", args.submissions)
+        n, w = args.submissions, args.workers
+        seq, full, skip = (make_course(scratch / name, n, run_demo) for name, run_demo in
+                           [("sequential", True), ("all-cells", True), ("demo-skipped", False)])
         start = time.perf_counter()
         seq.tool("nbgrader", "autograde", ASSIGNMENT)
         t_seq = time.perf_counter() - start
-        start = time.perf_counter()
-        autograde(par, workers=args.workers, progress=False)
-        t_par = time.perf_counter() - start
-        same = scores(seq) == scores(par)
-        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-        print(f"{args.submissions} submissions")
-        print(f"  nbgrader autograde (sequential):    {t_seq:7.1f} s  ({t_seq / args.submissions:.2f} s each)")
-        print(f"  tinytorch_course, {args.workers} workers:         {t_par:7.1f} s  ({t_par / args.submissions:.2f} s each)")
-        print(f"  speed-up: {t_seq / t_par:.2f}x   grades identical: {same}")
+        times = {}
+        for name, course in [("all", full), ("skip", skip)]:
+            start = time.perf_counter()
+            autograde(course, workers=w, progress=False)
+            times[name] = time.perf_counter() - start
+        same = scores(seq) == scores(full) == scores(skip)
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {n} submissions")
+        print(f"  nbgrader autograde, sequential, every cell: {t_seq:7.1f} s  ({t_seq / n:.2f} s each)")
+        print(f"  make autograde, {w} workers, every cell:     {times['all']:7.1f} s  ({times['all'] / n:.2f} s each)")
+        print(f"  make autograde, {w} workers, demo skipped:   {times['skip']:7.1f} s  ({times['skip'] / n:.2f} s each)")
+        print(f"  skipping demo cells: {times['all'] / times['skip']:.2f}x fewer seconds per submission; "
+              f"against sequential nbgrader: {t_seq / times['skip']:.2f}x   grades identical: {same}")
         return 0 if same else 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

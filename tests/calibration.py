@@ -1,7 +1,7 @@
 """Measure, in-process, how close each example submission comes to every hidden tolerance.
 
-For each example, the notebook's code cells run in one namespace (demo cells that only draw or time
-are skipped). Each graded cell's hidden probes (`tinytorch_course.harness`) report straight to a list,
+For each example, the notebook's code cells run in one namespace (cells tagged `demo`, which only
+draw or time, are skipped, as in grading). Each graded cell's hidden probes (`tinytorch_course.harness`) report straight to a list,
 and the judge (`tinytorch_course.judge`) rules on them exactly as in grading, recording error /
 tolerance for every numerical check. Used by test_tolerances.py; run it directly for the table:
 python tests/calibration.py
@@ -16,7 +16,6 @@ from tinytorch_course.examples import BUGS, CORRECT, cell_source
 from tinytorch_course.submissions import build
 from tinytorch_course.judge import judge_cell
 
-SKIP_TAGS = ("plt.", "time.perf_counter", "seconds_per_call(", "nbdev_export(", "def train(", "descend(", "first_steps_after_resume", "final_weights(")
 
 
 def measure(name: str) -> dict:
@@ -28,7 +27,7 @@ def measure(name: str) -> dict:
         if cell["cell_type"] != "code":
             continue
         src, meta = cell_source(cell), cell.get("metadata", {}).get("nbgrader", {})
-        if not meta and any(tag in src for tag in SKIP_TAGS):
+        if "demo" in cell.get("metadata", {}).get("tags", []) and not meta:
             continue
         visible, _, hidden = src.partition("### BEGIN HIDDEN TESTS")
         reports = []

@@ -39,6 +39,7 @@ def test_every_submission_has_a_score_and_a_reason(batch):
     for name, note in EXPECTED_NOTE.items():
         assert note in batch["rows"][name]["notes"], f"{name}: {batch['rows'][name]}"
     assert batch["rows"]["corrupt-json"]["score"] == 0 and batch["rows"]["missing-notebook"]["score"] == 0
+    assert "demonstration cells" in batch["rows"]["adam-eps-inside-sqrt"]["notes"], "the report lists skipped cells"
 
 
 @pytest.mark.parametrize("name", sorted(CORRECT_CODE))

@@ -54,3 +54,37 @@ def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course,
     graded = read_nb(course / "autograded" / "reference" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     [export_cell] = [c for c in graded["cells"] if "nbdev_export(" in cell_source(c)]
     assert export_cell["outputs"] == [], "grading must skip the export cell: it would write a package"
+
+
+def _bound_and_used(source: str):
+    "Names a cell binds (assignments, defs, classes, imports) and names it reads."
+    import ast
+    tree = ast.parse(source)
+    bound, used = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, ast.Store) else used).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return bound, used
+
+
+def test_skipped_demo_cells_leave_no_name_undefined_for_a_cell_that_runs():
+    "Grading skips the cells tagged demo: no cell that still runs may read a name only they define."
+    from tinytorch_course.preprocessors import is_demo
+    nb = nbformat.read(SOURCE_NB, as_version=4)
+    only_in_demo, problems, skipped = set(), [], 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bound, used = _bound_and_used(cell.source)
+        if is_demo(cell):
+            only_in_demo |= bound
+            skipped += 1
+        else:
+            problems += [(index, name) for name in sorted((used - bound) & only_in_demo)]
+            only_in_demo -= bound
+    assert skipped >= 15, "the figures, races and lab should be tagged demo"
+    assert not problems, f"cells that run under grading read names only demo cells define: {problems}"

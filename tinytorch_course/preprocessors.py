@@ -1,7 +1,7 @@
 """nbgrader preprocessors that close the gaps of plain nbgrader 0.9.6 (configured in nbgrader_config.py).
 
-- `RobustExecute`: a kernel that dies (`os._exit`, a segfault, the out-of-memory killer) no longer
-  costs the whole submission. The notebook is re-run in a fresh kernel without the cell that killed
+- `RobustExecute`: runs each kernel in the sandbox and skips cells tagged `demo`. A kernel that dies
+  (`os._exit`, a segfault, the out-of-memory killer) no longer costs the whole submission. The notebook is re-run in a fresh kernel without the cell that killed
   it; that cell gets an error output saying so, which also makes it score 0 if it is graded.
 - `Judge`: scores each graded test cell from the judge's verdicts on what the kernel reported
   (`judge.py`), removes those reports, and removes hidden-test lines from every output.
@@ -41,11 +41,18 @@ def cell_label(cell, index: int) -> str:
     return f"cell {index} ({grade_id})" if grade_id else f"cell {index}"
 
 
+def is_demo(cell) -> bool:
+    "A code cell tagged `demo` that nbgrader does not grade, lock or take as a solution."
+    return (cell.cell_type == "code" and "demo" in cell.get("metadata", {}).get("tags", [])
+            and not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)))
+
+
 class RobustExecute(Execute):
     "nbgrader's Execute, restarting after a dead kernel and re-running without the cell that killed it."
 
     max_restarts = Integer(3, help="How many dead kernels to survive before giving up on the rest.").tag(config=True)
     sandbox = Bool(True, help="Run each kernel in a bubblewrap sandbox (tinytorch_course.sandbox).").tag(config=True)
+    skip_demo = Bool(True, help="Skip cells tagged `demo` (figures, races, timing: they grade nothing).").tag(config=True)
 
     def create_kernel_manager(self):
         if self.sandbox:
@@ -54,6 +61,14 @@ class RobustExecute(Execute):
         return super().create_kernel_manager()
 
     def preprocess(self, nb, resources=None, km=None):
+        demo = [i for i, c in enumerate(nb.cells) if is_demo(c)] if self.skip_demo else []
+        if demo and resources is not None:
+            resources.setdefault("grading_events", []).append(
+                f"{len(demo)} demonstration cells (figures, races, timing; tagged demo) were not run: they grade nothing.")
+        self._demo = set(demo)
+        return self._preprocess(nb, resources, km)
+
+    def _preprocess(self, nb, resources, km):
         original, self._skip = copy.deepcopy(nb), {}
         for _ in range(self.max_restarts + 1):
             work = copy.deepcopy(original)
@@ -77,6 +92,9 @@ class RobustExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         self._current = index
+        if index in self._demo:
+            cell.outputs, cell.execution_count = [], None
+            return cell, resources
         if index in self._skip:
             cell.outputs = [error_output(KERNEL_DIED, self._skip[index])]
             return cell, resources
