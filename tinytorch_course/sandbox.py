@@ -175,14 +175,15 @@ def close_inherited_fds():
 
 
 def _processes():
-    "(pid, real uid, parent pid) of every process on this machine."
+    "(pid, real uid, parent pid) of every living process on this machine (zombies are already dead)."
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 fields = dict(line.split(":\t", 1) for line in open(f"/proc/{name}/status").read().splitlines()
-                              if line.startswith(("Uid:", "PPid:")))  # {"Uid": ..., "PPid": ...}
-                out.append((int(name), int(fields["Uid"].split()[0]), int(fields["PPid"])))
+                              if line.startswith(("Uid:", "PPid:", "State:")))  # {"Uid": ..., "PPid": ...}
+                if not fields["State"].startswith("Z"):
+                    out.append((int(name), int(fields["Uid"].split()[0]), int(fields["PPid"])))
             except (OSError, KeyError, ValueError):
                 pass
     return out
@@ -224,8 +225,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = str(self._box / "conn" / "kernel.json")
         self._uid = sandbox_uid()
         os.chmod(self._box / "conn", 0o1777)  # the kernel makes its sockets here; lock() closes it
+        debug = os.environ.get("TINYTORCH_SANDBOX_DEBUG")  # set it to see why a sandboxed kernel will not start
         kw.update(cwd=str(self._box), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                  stdout=subprocess.DEVNULL, stderr=None if os.environ.get("TT_SANDBOX_DEBUG") else subprocess.DEVNULL, preexec_fn=close_inherited_fds())
+                  stdout=subprocess.DEVNULL, stderr=None if debug else subprocess.DEVNULL, preexec_fn=close_inherited_fds())
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs):
