@@ -121,6 +121,8 @@ def sandbox_command(cmd: list, box: Path, notebook_files: list, uid: int | None,
     capabilities, so RLIMIT_NPROC holds (it is never enforced for root). Otherwise bwrap makes a user namespace.
     """
     roots = _environment_roots()
+    python = os.path.normpath(cmd[0])  # no "..": the folders it would pass through are not mounted
+    cmd = [python, *cmd[1:]]
     if uid is None:
         args = ["--unshare-all"]
     else:
@@ -128,13 +130,13 @@ def sandbox_command(cmd: list, box: Path, notebook_files: list, uid: int | None,
                 "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         cmd = [_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                "--bounding-set=-all", "--", *cmd]
-    args += ["--die-with-parent", "--new-session", *_system_binds()]
+    args += ["--die-with-parent", "--new-session", *_system_binds(), "--proc", "/proc", "--dev", "/dev",
+             # the private /tmp first: an environment that lives under /tmp is mounted on top of it
+             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", HOME]
     for root in roots:
         args += [*_parents(root), "--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", HOME,
-             *_parents(LIB), "--ro-bind", str(box / "lib"), LIB,
+    args += [*_parents(LIB), "--ro-bind", str(box / "lib"), LIB,
              *_parents(str(box / "conn")), "--bind", str(box / "conn"), str(box / "conn")]
     for name in ("tinytorch", "tinytorch_course"):  # an installed (non-editable) copy would hold solutions
         spec = importlib.util.find_spec(name)
@@ -143,7 +145,7 @@ def sandbox_command(cmd: list, box: Path, notebook_files: list, uid: int | None,
             args += ["--ro-bind", str(box / "lib" / name), where]
     for path in notebook_files:
         args += ["--ro-bind", str(path), f"{HOME}/{Path(path).name}"]
-    env = {"HOME": HOME, "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+    env = {"HOME": HOME, "PATH": f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin",
            "PYTHONPATH": LIB, "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython",
            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "LANG": "C.UTF-8", "NBGRADER_EXECUTION": "autograde",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
