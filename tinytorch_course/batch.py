@@ -65,6 +65,9 @@ def execute_submission(course: Course, student: str, snapshot_url: str) -> dict:
         nb, resources = executor(nb, resources)
         nb, resources = _run(EXECUTE[1:], nb, resources, course.config)
     events = resources.get("grading_events", []) + execution_events(nb, executor.timeout)
+    if resources.get("skipped_demo_cells"):  # routine, so it comes last
+        events.append(f"{resources['skipped_demo_cells']} demonstration cells (figures, races, timing; tagged demo) "
+                      "were not run: they grade nothing.")
     return {"status": "graded", "events": events, "sandboxed": executor.sandbox, "notebook": nbformat.writes(nb)}
 
 
