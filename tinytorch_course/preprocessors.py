@@ -64,9 +64,6 @@ class RobustExecute(Execute):
         self._demo = {i for i, c in enumerate(nb.cells) if is_demo(c)} if self.skip_demo else set()
         if resources is not None:
             resources["skipped_demo_cells"] = len(self._demo)
-        return self._preprocess(nb, resources, km)
-
-    def _preprocess(self, nb, resources, km):
         original, self._skip = copy.deepcopy(nb), {}
         for _ in range(self.max_restarts + 1):
             work = copy.deepcopy(original)
