@@ -102,7 +102,7 @@ MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
-from tinytorch_course.examples import cell_source  # noqa: E402, F401
+from tinytorch_course.examples import cell_source  # noqa: E402,F401
 from tinytorch_course.course import run_script as run_tool, tool_env  # noqa: E402,F401
 
 

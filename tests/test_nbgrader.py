@@ -46,7 +46,7 @@ def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course,
     for student, nb in [("reference", SOURCE_NB), ("blank", student_nb)]:
         dest = course / "submitted" / student / ASSIGNMENT
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy(nb, dest / "optimizers.ipynb")
+        shutil.copy(nb, dest / f"{NOTEBOOK}.ipynb")
     run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     scores = submission_scores(course)
     assert scores["reference"] == (100.0, 100.0)

@@ -199,7 +199,6 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool) 
             result = execute_submission(course, task["student"], snapshot_url)
         except Exception as exc:  # the grader's own failure still yields a result for that student
             result = {"status": "error", "reason": f"The grader failed on this submission: {exc!r}"[:500]}
-        result.setdefault("sandboxed", sandbox)
         _atomic_write(Path(task["out"]), json.dumps(result))
 
 
@@ -228,7 +227,9 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
     if course.db_url.startswith("sqlite:///"):  # workers read a copy; only this process writes the real one
         shutil.copy(course.db_url[len("sqlite:///"):], snapshot)
     snapshot_url = f"sqlite:///{snapshot}" if snapshot.exists() else course.db_url
-    env = tool_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # Workers make their temporary folders (the submission's copy, each kernel's sandbox folder) in the
+    # batch's scratch folder, removed below even when a worker was killed mid-submission.
+    env = tool_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TMPDIR=str(scratch))
     spawn = lambda: Worker(course, snapshot_url, env, int(memory_gib * 2**30), scratch / "workers.log", sandbox)
     pool = [spawn() for _ in range(min(workers, len(queue)))]
     bar = _progress(len(queue), progress)

@@ -17,6 +17,8 @@ def binder_url(repo: str | None = None) -> str:
     "The mybinder.org link that opens module 07 in JupyterLab, for GitHub repository `repo` (owner/name)."
     repo = repo or os.environ.get("TINYTORCH_STUDENT_REPO", "your-course/tinytorch-student")
     return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath={LAUNCH_PATH}"
+
+
 def binder_python() -> str:
     "The Python version Binder builds with, from binder/runtime.txt (`python-3.11` -> `3.11`)."
     return (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
