@@ -34,9 +34,10 @@ help:
 install: $(STAMP)
 
 # What grading and the tests need from Debian, as command:package: bubblewrap (every grading kernel
-# runs in bwrap) and chromium (the JupyterLab test). Installed with apt-get as root or with
-# passwordless sudo; otherwise make stops and prints the command to run. `make demo` needs only bwrap.
-APT_NEEDS ?= bwrap:bubblewrap chromium:chromium
+# runs in bwrap), chromium (the JupyterLab test) and postgresql (the PostgreSQL gradebook test).
+# Installed with apt-get as root or with passwordless sudo; otherwise make stops and prints the
+# command to run. `make demo` needs only bwrap.
+APT_NEEDS ?= bwrap:bubblewrap chromium:chromium pg_ctlcluster:postgresql
 system-deps:
 	@missing=""; \
 	for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || missing="$$missing $${need#*:}"; done; \

@@ -97,7 +97,8 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB  # noqa: E402,F401
+from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB, points  # noqa: E402,F401
+AUTO = points()["auto"]  # what a correct submission earns before its written answers are graded  # noqa: E305
 MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 

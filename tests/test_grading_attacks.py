@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from helpers import ASSIGNMENT, NOTEBOOK, ROOT, released_course, secret_lines, tool_env, tree_hash
+from helpers import ASSIGNMENT, AUTO, NOTEBOOK, ROOT, released_course, secret_lines, tool_env, tree_hash
 from tinytorch_course.attacks import ATTACKS, NETWORK_PORT
 from tinytorch_course.batch import autograde
 from tinytorch_course.submissions import write_submission
@@ -100,7 +100,7 @@ def test_attack_scores_no_more_than_its_honest_twin(batch, name):
 
 
 def test_honest_twins_and_bystander_keep_their_grades(batch):
-    assert score(batch, "reference") == 100 and score(batch, "bystander") == 100
+    assert score(batch, "reference") == AUTO and score(batch, "bystander") == AUTO
     assert score(batch, "blank") == 0
 
 
@@ -132,18 +132,18 @@ def test_no_network(batch):
     assert batch["connections"] == 0
     out = printed(batch, "network")
     assert "no connection to 127.0.0.1" in out and "connected to" not in out.replace("no connection to", "")
-    assert score(batch, "network") == 100
+    assert score(batch, "network") == AUTO
 
 
 def test_fork_bomb_is_contained(batch):
-    assert score(batch, "fork-bomb") == 100
+    assert score(batch, "fork-bomb") == AUTO
     assert "processes started:" in printed(batch, "fork-bomb")
     users = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True).stdout.split()
     assert not [u for u in users if 61000 <= int(u) < 65000], "a sandbox's processes outlived grading"
 
 
 def test_filling_the_disk_stops_at_the_caps(batch):
-    assert score(batch, "fill-disk") == 100
+    assert score(batch, "fill-disk") == AUTO
     out = printed(batch, "fill-disk")
     assert re.search(r"(OSError|PermissionError)", out), out[-500:]
 
@@ -153,7 +153,7 @@ def test_asking_the_grader_finds_nothing(batch):
 
 
 def test_printing_the_running_cell_leaks_no_hidden_line_and_costs_nothing(batch):
-    assert score(batch, "leak-running-cell") == 100  # stderr, log lines and warnings never cost a point
+    assert score(batch, "leak-running-cell") == AUTO  # stderr, log lines and warnings never cost a point
     hidden = secret_lines(("HIDDEN TESTS",))
     for name, page in batch["feedback"].items():
         text = html.unescape(re.sub(r"<[^>]+>", "\n", page.read_text()))
@@ -163,7 +163,7 @@ def test_printing_the_running_cell_leaks_no_hidden_line_and_costs_nothing(batch)
 
 def test_forged_numbers_and_swallowed_errors_earn_nothing(batch):
     twin = score(batch, "adam-no-bias-correction")
-    assert twin < 100
+    assert twin < AUTO
     assert score(batch, "patch-display-hook") <= twin and score(batch, "swallow-exceptions") <= twin
 
 
@@ -178,4 +178,4 @@ def test_autograde_refuses_without_a_sandbox_and_names_the_fix(tmp_path):
     assert run("autograde", "--unsandboxed").returncode == 0
     run("grades")
     [row] = (course / "grades.csv").read_text().splitlines()[1:]
-    assert "NO" in row and "WITHOUT a sandbox" in row and ",100.0," in row
+    assert "NO" in row and "WITHOUT a sandbox" in row and f",{AUTO:.1f}," in row

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import (ASSIGNMENT, MARKERS, NOTEBOOK, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
+from helpers import (ASSIGNMENT, AUTO, MARKERS, NOTEBOOK, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
                      submission_scores)
 
 pytestmark = pytest.mark.slow
@@ -30,11 +30,14 @@ def test_student_version_holds_no_solution_and_no_hidden_test(student_nb):
     student_lines = {line.strip() for c in read_nb(student_nb)["cells"] for line in cell_source(c).splitlines()}
     leaked = secret & student_lines
     assert not leaked, f"{len(leaked)} solution or hidden-test lines reach students, e.g. {sorted(leaked)[:3]}"
+    answers = [c for c in read_nb(student_nb)["cells"] if nbgrader_meta(c).get("solution") and c["cell_type"] == "markdown"]
+    assert len(answers) == 3 and all(cell_source(c).strip() == "YOUR ANSWER HERE" for c in answers)
+    assert "Rubric" not in text and "Model answer" not in text, "the written answers' rubric is instructor-only"
 
 
 def test_student_stubs_raise_not_implemented_and_nothing_else_breaks(student_nb):
     nb = nbformat.read(student_nb, as_version=4)
-    stubs = [c for c in nb.cells if nbgrader_meta(c).get("solution")]
+    stubs = [c for c in nb.cells if nbgrader_meta(c).get("solution") and c.cell_type == "code"]
     assert stubs and all("raise NotImplementedError()" in cell_source(c) for c in stubs)
     NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(student_nb.parent)}}).execute()
@@ -49,7 +52,7 @@ def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course,
         shutil.copy(nb, dest / f"{NOTEBOOK}.ipynb")
     run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     scores = submission_scores(course)
-    assert scores["reference"] == (100.0, 100.0)
+    assert scores["reference"] == (AUTO, 100.0), "every autograded point; the written answers wait for a person"
     assert scores["blank"][0] <= 10.0
     graded = read_nb(course / "autograded" / "reference" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     [export_cell] = [c for c in graded["cells"] if "nbdev_export(" in cell_source(c)]

@@ -42,3 +42,32 @@ def test_fixture_still_matches_torch():
     with np.load(FIXTURE) as stored:
         for k in range(0, ORACLE_CASES, 5):
             assert worst_relative_error(torch_trajectory(oracle_case(k)), fixture_trajectory(stored, k)) <= 1e-6
+
+
+def table_defaults() -> dict:
+    "{optimizer: (our defaults, torch's defaults)} as the module's side-by-side table states them."
+    import ast
+    import re
+
+    import nbformat
+
+    from helpers import SOURCE_NB
+    text = "\n".join(c.source for c in nbformat.read(SOURCE_NB, as_version=4).cells if c.cell_type == "markdown")
+    parse = lambda args: {k.arg: ast.literal_eval(k.value) for k in ast.parse(f"f({args})").body[0].value.keywords}
+    return {name: (parse(ours), parse(theirs))
+            for name, ours, theirs in re.findall(r"^\| (\w+) defaults \| `([^`]*)` \| `([^`]*)` \|$", text, re.M)}
+
+
+def test_the_side_by_side_table_states_both_apis_defaults():
+    import inspect
+
+    import tinytorch.core.optimizers as ours
+    table = table_defaults()
+    assert sorted(table) == ["Adam", "AdamW", "SGD"]
+    for name, (stated_ours, stated_torch) in table.items():
+        signature = inspect.signature(getattr(ours, name)).parameters
+        assert stated_ours == {k: p.default for k, p in signature.items() if k != "params"}, name
+    torch = pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
+    for name, (_, stated_torch) in table.items():
+        signature = inspect.signature(getattr(torch.optim, name)).parameters
+        assert {k: signature[k].default for k in stated_torch} == stated_torch, name

@@ -56,6 +56,18 @@ class Course:
         return run_script(self.root, *args)
 
 
+def points(source=SOURCE) -> dict:
+    """{"auto": points the grader computes, "manual": points of written answers an instructor grades}."""
+    import nbformat
+    totals = {"auto": 0.0, "manual": 0.0}
+    for cell in nbformat.read(source, as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            written = cell.cell_type == "markdown" and meta.get("solution")
+            totals["manual" if written else "auto"] += float(meta.get("points", 0))
+    return totals
+
+
 def scratch_course(dest) -> Course:
     "A throwaway course folder with this repository's nbgrader config and the module 07 source."
     dest = Path(dest)

@@ -1,6 +1,7 @@
 """Example submissions, built from the current source notebook by named edits (never stale copies).
 
-- `BUGS`: plausible student mistakes; each must lose points.
+- `BUGS`: plausible student mistakes; each must lose points. `CORNER_SLIPS` among them are confined to
+  one corner (a 0-d, non-contiguous or other-dtype parameter) and must cost at most its 10 points.
 - `CORRECT`: other correct ways to write the module; each must earn 100/100.
 - `HOSTILE`: submissions that loop, crash, delete or damage cells, or are not notebooks at all;
   each must still end with a score and an explanation.
@@ -181,7 +182,22 @@ BUGS = {
     "momentum-state-not-copied": [replace("sgd-class", "return copy_buffers(self.momentum_buffers) if", "return self.momentum_buffers if")],
     "params-kept-as-generator": [replace("optimizer-class", "        self.params = list(params)\n        if not self.params:",
                                          "        self.params = params\n        if not self.params:")],
+    "state-bytes-returns-zero": [replace("optimizer-class",
+                                         "return int(sum(b.nbytes for name in self.state_names for b in getattr(self, name) if b is not None))",
+                                         "return 0")],
+    "set-momentum-state-missing": [replace("sgd-class", "        if state is None:\n            self.momentum_buffers = [None] * len(self.params)\n"
+                                           "        else:\n            self.momentum_buffers = checked_buffers(state, self.params, \"momentum state\")\n",
+                                           "        pass\n")],
+    # slips confined to one corner: each must cost something, and at most the corner's points
+    "sgd-slice-assign-0d": plain("sgd-class", ("            param.data -= d", "            param.data[:] = param.data - d")),
+    "sgd-reshape-loses-views": plain("sgd-class", ("            param.data -= d", "            param.data.reshape(-1)[...] -= d.reshape(-1)")),
+    "adam-moments-always-float32": [replace("adam-class", "            self.m_buffers[i] = np.zeros_like(param.data)\n"
+                                            "            self.v_buffers[i] = np.zeros_like(param.data)",
+                                            "            self.m_buffers[i] = np.zeros(param.data.shape, dtype=np.float32)\n"
+                                            "            self.v_buffers[i] = np.zeros(param.data.shape, dtype=np.float32)")],
+    "state-bytes-four-bytes-per-value": [replace("optimizer-class", "sum(b.nbytes for name", "sum(4 * b.size for name")],
 }
+CORNER_SLIPS = ["sgd-slice-assign-0d", "sgd-reshape-loses-views", "adam-moments-always-float32"]
 
 # ---- correct styles --------------------------------------------------------------------------
 _SEED_STYLE_SGD = '''\

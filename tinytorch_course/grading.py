@@ -20,7 +20,9 @@ from nbgrader.api import Gradebook
 from .batch import MARKER, UNSANDBOXED, autograde
 from .course import ASSIGNMENT, NOTEBOOK, Course
 
-COLUMNS = ["student_id", "score", "max_score", "late_penalty", "timestamp", "status", "sandboxed", "notes"]
+COLUMNS = ["student_id", "score", "max_score", "late_penalty", "timestamp", "status", "manual_grading", "sandboxed",
+           "notes"]
+NEEDS_MANUAL = "needs manual grading"
 
 
 def feedback(course: Course) -> list:
@@ -43,6 +45,7 @@ def grade_rows(course: Course) -> list:
                          "late_penalty": sub.late_submission_penalty,
                          "timestamp": sub.timestamp.isoformat() if sub.timestamp else "",
                          "status": info.get("status", "graded by nbgrader"),
+                         "manual_grading": NEEDS_MANUAL if sub.needs_manual_grade else "done",
                          "sandboxed": {True: "yes", False: "NO"}.get(sandboxed, "unknown"),
                          "notes": "; ".join(n for n in notes if n)})
     return sorted(rows, key=lambda r: r["student_id"])
@@ -60,7 +63,8 @@ def grades(course: Course, path: str = "grades.csv") -> list:
 def print_table(rows: list) -> None:
     print(f"\n{'student':22s} {'score':>7s}  status / notes")
     for r in rows:
-        print(f"{r['student_id']:22s} {r['score']:5.1f}/{r['max_score']:.0f}  {r['status']}"
+        manual = f" ({NEEDS_MANUAL})" if r["manual_grading"] == NEEDS_MANUAL else ""
+        print(f"{r['student_id']:22s} {r['score']:5.1f}/{r['max_score']:.0f}  {r['status']}{manual}"
               + (f": {r['notes'][:80]}" if r["notes"] else ""))
 
 

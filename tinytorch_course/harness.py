@@ -13,24 +13,39 @@ import base64
 import numpy as np
 
 MIME = "application/vnd.tinytorch.observation+json"
-SHAPES = [(), (7,), (4, 5), (4, 5), (2, 3, 4)]  # two alike: state must not be shared
+SHAPES = [(7,), (4, 5), (4, 5), (2, 3, 4)]  # 1-d, 2-d, 3-d; two alike: state must not be shared
+# The corners, each checked on its own so that a slip there costs only its own points:
+# {corner: (shapes, dtype)}. "non-contiguous" parameters are strided views (see `parameters`).
+CORNERS = {"0-d": ([(), (), (3,)], "float32"), "non-contiguous": ([(4, 5), (3, 4)], "float32"),
+           "float64": (SHAPES, "float64"), "float16": (SHAPES, "float16")}
 
 
-def init(seed, shapes=SHAPES):
-    "float32 starting values, one array per shape."
+def init(seed, shapes=SHAPES, dtype="float32"):
+    "Starting values, one array per shape."
     rng = np.random.default_rng(seed)
-    return [np.asarray(rng.normal(size=s), dtype=np.float32) for s in shapes]
+    return [np.asarray(rng.normal(size=s), dtype=dtype) for s in shapes]
 
 
-def grads(seed, steps, shapes=SHAPES, scale=1.0):
-    "A float32 gradient for every parameter at every step."
+def grads(seed, steps, shapes=SHAPES, scale=1.0, dtype="float32", bounded=False):
+    "A gradient for every parameter at every step (`bounded`: |g| >= 0.5, so float16 moments stay normal)."
     rng = np.random.default_rng(10_000 + seed)
-    return [[np.asarray(scale * rng.normal(size=s), dtype=np.float32) for s in shapes] for _ in range(steps)]
+    out = []
+    for _ in range(steps):
+        gs = [rng.normal(size=s) for s in shapes]
+        gs = [np.sign(g) * (0.5 + np.abs(g)) if bounded else g for g in gs]
+        out.append([np.asarray(scale * g, dtype=dtype) for g in gs])
+    return out
+
+
+def corner_inputs(seed, corner, steps):
+    "(initial values, gradients) of a corner check, as both the harness and the judge build them."
+    shapes, dtype = CORNERS[corner]
+    return init(seed, shapes, dtype), grads(seed, steps, shapes, dtype=dtype, bounded=True)
 
 
 def first_step_grads(seed):
     "Gradients bounded away from zero (|g| >= 0.5), for the size of Adam's first step."
-    return [np.sign(x) * (0.5 + np.abs(x)) for x in grads(seed, 1)[0]]
+    return grads(seed, 1, bounded=True)[0]
 
 
 # ---- what each graded cell's hidden region runs ------------------------------------------------
@@ -42,6 +57,16 @@ def rule(name, cls, hyper, steps=6, scale=1.0, seeds=(0, 1, 2)):
 
 def probe(name, kind, **args):
     return {"check": name, "probe": kind, **args}
+
+
+CORNER_NAMES = {"0-d": "0-d parameters", "non-contiguous": "non-contiguous parameters",
+                "float64": "float64 parameters", "float16": "float16 parameters"}
+
+
+def corner(cls, hyper, what, seed, steps=4):
+    "A check of one corner: `cls` on parameters of one unusual shape, layout or dtype."
+    return {"check": f"{cls} on {CORNER_NAMES[what]}", "probe": "corner", "cls": cls, "hyper": hyper,
+            "corner": what, "seed": seed, "steps": steps}
 
 
 PROBES = {
@@ -90,7 +115,11 @@ PROBES = {
         probe("state_bytes of SGD without momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1}),
         probe("state_bytes of SGD with momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1, "momentum": 0.9}),
         probe("state_bytes of Adam", "state-bytes", cls="Adam", hyper={"lr": 0.01}),
-        probe("state_bytes of AdamW", "state-bytes", cls="AdamW", hyper={"lr": 0.01})],
+        probe("state_bytes of AdamW", "state-bytes", cls="AdamW", hyper={"lr": 0.01}),
+        probe("state_bytes of Adam on float64 parameters", "state-bytes", cls="Adam", hyper={"lr": 0.01},
+              dtype="float64"),
+        probe("state_bytes of SGD with momentum on float16 parameters", "state-bytes", cls="SGD",
+              hyper={"lr": 0.1, "momentum": 0.9}, dtype="float16")],
     "test-memory-estimate": [
         probe(f"estimate_training_memory({n}, {kind!r}, momentum={mu}, bytes_per_value={b})", "estimate",
               args=[n, kind], kwargs={"momentum": mu, "bytes_per_value": b})
@@ -105,6 +134,12 @@ PROBES = {
               hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
         probe("Adam resumes from state_dict bit for bit", "resume", cls="Adam", hyper={"lr": 0.01}),
         probe("AdamW resumes from state_dict bit for bit", "resume", cls="AdamW", hyper={"lr": 0.01})],
+    "test-corner-cases": [
+        corner(cls, hyper, what, seed=50 + 4 * k + j)
+        for k, (cls, hyper) in enumerate([("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+                                          ("Adam", {"lr": 0.1, "weight_decay": 0.1}),
+                                          ("AdamW", {"lr": 0.1, "weight_decay": 0.1})])
+        for j, what in enumerate(CORNERS)],
 }
 
 
@@ -154,6 +189,31 @@ def _trajectory(ns, spec):
     return runs
 
 
+def _parameter(Tensor, x, strided=False):
+    "A trainable Tensor holding `x`; `strided`: its data is a transposed, strided view (not contiguous)."
+    p = Tensor(x, requires_grad=True, dtype=x.dtype)
+    if strided:
+        view = np.zeros((2 * x.shape[1], x.shape[0]), dtype=x.dtype)[::2].T
+        view[...] = x
+        p.data = view
+    return p
+
+
+def _corner(ns, spec):
+    Tensor, cls = ns["Tensor"], ns[spec["cls"]]
+    values, gradients = corner_inputs(spec["seed"], spec["corner"], spec["steps"])
+    params = [_parameter(Tensor, x, spec["corner"] == "non-contiguous") for x in values]
+    opt, snaps = cls(params, **spec["hyper"]), []
+    for gs in gradients:
+        for p, g in zip(params, gs):
+            p.grad = Tensor(g, dtype=g.dtype)
+        opt.step()
+        snaps.append([_data(p) for p in params])
+    buffers = [str(np.asarray(b).dtype) for name in getattr(opt, "state_names", ())
+               for b in getattr(opt, name, None) or [] if b is not None]
+    return {"run": snaps, "buffer_dtypes": buffers}
+
+
 def _base_params(ns, spec):
     Tensor = ns["Tensor"]
     ps = [Tensor(x, requires_grad=True) for x in init(3)]
@@ -179,7 +239,7 @@ def _zero_grad(ns, spec):
     Tensor = ns["Tensor"]
     ps = [Tensor(x, requires_grad=True) for x in init(3)]
     opt = ns["Optimizer"](ps)
-    ps[0].grad, ps[1].grad, ps[2].grad = Tensor(ps[0].data), np.ones(7), None
+    ps[0].grad, ps[1].grad, ps[2].grad = Tensor(ps[0].data), np.ones((4, 5)), None
     opt.zero_grad()
     return {"cleared": [p.grad is None for p in ps]}
 
@@ -224,12 +284,12 @@ def _contract(ns, spec):
 
 def _state_bytes(ns, spec):
     "Parameter 1 gets no gradient, so it must get no state."
-    Tensor = ns["Tensor"]
-    ps = [Tensor(x, requires_grad=True) for x in init(31)]
+    Tensor, dtype = ns["Tensor"], spec.get("dtype", "float32")
+    ps = [_parameter(Tensor, x) for x in init(31, dtype=dtype)]
     opt = ns[spec["cls"]](ps, **spec["hyper"])
     before = opt.state_bytes()
-    for i, (p, g) in enumerate(zip(ps, grads(31, 1)[0])):
-        p.grad = None if i == 1 else Tensor(g)
+    for i, (p, g) in enumerate(zip(ps, grads(31, 1, dtype=dtype, bounded=True)[0])):
+        p.grad = None if i == 1 else Tensor(g, dtype=g.dtype)
     opt.step()
     return {"before": before, "after": opt.state_bytes()}
 
@@ -288,7 +348,7 @@ def _resume(ns, spec):
 RUNNERS = {"trajectory": _trajectory, "base-params": _base_params, "raises": _raises, "zero-grad": _zero_grad,
            "first-step": _first_step, "decay-only": _decay_only, "contract": _contract,
            "state-bytes": _state_bytes, "estimate": _estimate, "momentum-state": _momentum_state,
-           "resume": _resume}
+           "resume": _resume, "corner": _corner}
 
 
 def observe(cell_id, namespace, publish=None):

@@ -14,6 +14,7 @@ import numpy as np
 from . import harness
 
 TOLERANCE = 1e-3  # relative to how far the reference moved a parameter; see tests/calibration.py
+TOLERANCES = {"float16": 0.25}  # float16 keeps ~3 digits: four steps round to ~2% of the distance moved
 KINDS = {"SGD": ("sgd",), "Adam": ("adam",), "AdamW": ("adamw", "adamw-after")}  # either decay order is right
 HINTS = {
     "SGD (lr=0.1)": "Check the sign and size of the step.",
@@ -97,12 +98,14 @@ def worst_error(got, want, init):
     return worst if math.isfinite(worst) else math.inf
 
 
-def _shapes_ok(arrays, shapes=harness.SHAPES):
+def _shapes_ok(arrays, shapes=harness.SHAPES, dtype=None):
     if len(arrays) != len(shapes):
         return f"reported {len(arrays)} parameters, not {len(shapes)}"
     for i, (a, s) in enumerate(zip(arrays, shapes)):
         if not isinstance(a, np.ndarray) or a.shape != tuple(s):
             return f"parameter {i} should keep its shape {tuple(s)}, but has shape {np.shape(a)}"
+        if dtype is not None and a.dtype != np.dtype(dtype):
+            return f"a {dtype} parameter should stay {dtype}, but became {a.dtype}"
     return None
 
 
@@ -127,6 +130,25 @@ def _trajectory(spec, value):
     message = (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
                f"they should have moved (allowed: {TOLERANCE:.0e}). {HINTS.get(spec['check'], '')}").rstrip()
     return ratio <= 1, message, ratio
+
+
+def _corner(spec, value):
+    shapes, dtype = harness.CORNERS[spec["corner"]]
+    hyper, run = dict(spec["hyper"]), value["run"]
+    if not isinstance(run, list) or len(run) != spec["steps"]:
+        raise Unreadable("one snapshot per step")
+    for snap in run:
+        problem = _shapes_ok(snap, shapes, dtype)
+        if problem:
+            return False, f"{spec['check']}: {problem}.", None
+    wrong = sorted({d for d in value["buffer_dtypes"] if d != dtype})
+    if wrong:
+        return False, f"{spec['check']}: state buffers should have the parameter's dtype ({dtype}), not {wrong[0]}.", None
+    init, grads = harness.corner_inputs(spec["seed"], spec["corner"], spec["steps"])
+    worst = min(worst_error(run, reference(k, init, grads, **hyper), init) for k in KINDS[spec["cls"]])
+    tolerance = TOLERANCES.get(dtype, TOLERANCE)
+    return worst <= tolerance, (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times "
+                                f"the distance they should have moved (allowed: {tolerance:.0e})."), worst / tolerance
 
 
 def _first_step(spec, value):
@@ -187,14 +209,15 @@ def _state_bytes(spec, value):
     name = spec["check"].replace("state_bytes of ", "")
     copies = 2 if spec["cls"] != "SGD" else (1 if spec["hyper"].get("momentum") else 0)
     trained = sum(int(np.prod(s)) for i, s in enumerate(harness.SHAPES) if i != 1)  # parameter 1 had no gradient
-    want = copies * trained * np.dtype(np.float32).itemsize
+    dtype = spec.get("dtype", "float32")
+    want = copies * trained * np.dtype(dtype).itemsize
     before, after = _integer(value["before"]), _integer(value["after"])
     if before != 0:
         return False, f"a new {name} should hold 0 bytes of state (buffers are created lazily)", None
     if after is None:
         return False, f"{name}.state_bytes() should return an integer number of bytes", None
     return after == want, (f"{name}.state_bytes() is off by {abs(after - want)} bytes after one step "
-                           f"({copies} buffer(s) per trained parameter)"), None
+                           f"({copies} buffer(s) per trained parameter, each of the parameter's dtype, {dtype})"), None
 
 
 def _estimate(spec, value):
@@ -264,7 +287,7 @@ def _resume(spec, value):
 VERDICTS = {"trajectory": _trajectory, "first-step": _first_step, "decay-only": _decay_only,
             "contract": _contract, "state-bytes": _state_bytes, "estimate": _estimate, "raises": _raises,
             "zero-grad": _zero_grad, "base-params": _base_params, "momentum-state": _momentum_state,
-            "resume": _resume}
+            "resume": _resume, "corner": _corner}
 
 
 def judge_check(spec, reports: list) -> dict:

@@ -1,0 +1,53 @@
+"""The three written answers flow through release -> autograde -> manual grade -> grades.csv:
+they wait for a person ("needs manual grading") until an instructor scores them, as formgrader does
+through nbgrader's API, and then count in the total."""
+import csv
+
+import pytest
+from nbgrader.api import Gradebook
+
+from helpers import ASSIGNMENT, AUTO, NOTEBOOK, released_course
+from tinytorch_course.batch import autograde
+from tinytorch_course.course import points
+from tinytorch_course.grading import NEEDS_MANUAL, grades
+from tinytorch_course.submissions import write_submission
+
+pytestmark = pytest.mark.slow
+WRITTEN = {"written-memory-at-scale": 4.0, "written-memory-bound-step": 3.0, "written-l2-vs-decoupled": 2.5}
+
+
+def csv_rows(course) -> dict:
+    with open(course.root / "grades.csv", newline="") as f:
+        return {r["student_id"]: r for r in csv.DictReader(f)}
+
+
+def set_manual_score(gb, student, grade_id, score):
+    "What formgrader's grade API does when an instructor types a score."
+    grade = gb.find_grade(grade_id, NOTEBOOK, ASSIGNMENT, student)
+    grade.manual_score = score
+    grade.needs_manual_grade = grade.manual_score is None and grade.auto_score is None
+    gb.db.commit()
+
+
+def test_written_answers_wait_for_an_instructor_then_count(tmp_path):
+    course = released_course(tmp_path)
+    write_submission(course.root, "ada", "reference")  # answers written
+    write_submission(course.root, "bo", "blank")  # answers left as "YOUR ANSWER HERE"
+    autograde(course, workers=2, progress=False)
+
+    grades(course)
+    before = csv_rows(course)
+    assert float(before["ada"]["score"]) == AUTO and before["ada"]["manual_grading"] == NEEDS_MANUAL
+    assert before["bo"]["manual_grading"] == "done", "an untouched answer scores 0 without waiting"
+
+    with Gradebook(course.db_url, course.course_id) as gb:
+        for grade_id, score in WRITTEN.items():
+            set_manual_score(gb, "ada", grade_id, score)
+        nb = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, "ada")
+        assert nb.max_score == 100 and sum(g.max_score for g in nb.grades if g.name in WRITTEN) == points()["manual"]
+
+    grades(course)
+    after = csv_rows(course)
+    assert float(after["ada"]["score"]) == AUTO + sum(WRITTEN.values())
+    assert after["ada"]["manual_grading"] == "done"
+    assert float(after["bo"]["score"]) == float(before["bo"]["score"])
