@@ -78,8 +78,14 @@ notebooks: export
 release: install
 	$(GRADING) release
 
+# ENGINE=dask SCHEDULER=tcp://host:8786 grades on a Dask cluster; this machine still writes the gradebook.
+ENGINE ?= local
 autograde: install
+ifeq ($(ENGINE),dask)
+	$(GRADING) autograde --scheduler $(SCHEDULER) $(ARGS)
+else
 	$(GRADING) autograde --workers $(WORKERS) $(ARGS)
+endif
 
 feedback: install
 	$(GRADING) feedback

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tinytorch_course.examples import BUGS, CORRECT
 from tinytorch_course.submissions import write_submission
+from tinytorch_course import batch
 from tinytorch_course.batch import autograde
 from tinytorch_course.course import ASSIGNMENT, Course, scratch_course
 
@@ -41,6 +42,20 @@ def scores(course: Course) -> dict:
         return {s.student_id: s.score for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
+def cost_model(core_seconds: float, writes_per_second: float, counts=(1_000, 10_000), workers=(2, 16, 128)) -> None:
+    """Projected wall time of a batch: submissions x core-seconds each / workers, one core per worker,
+    but never faster than the single gradebook writer records them (measured above)."""
+    print(f"cost model: {core_seconds:.2f} core-seconds per submission, the writer at {writes_per_second:.0f} "
+          "submissions/s (both measured above)")
+    print(f"  {'submissions':>11s} " + " ".join(f"{f'{k} workers':>12s}" for k in workers))
+    for n in counts:
+        cells = []
+        for k in workers:
+            seconds = max(n * core_seconds / k, n / writes_per_second)
+            cells.append(f"{seconds / 60:9.1f} min" if seconds < 3600 else f"{seconds / 3600:10.1f} h")
+        print(f"  {n:>11,} " + " ".join(f"{c:>12s}" for c in cells))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--submissions", type=int, default=40)
@@ -54,7 +69,14 @@ def main():
         start = time.perf_counter()
         seq.tool("nbgrader", "autograde", ASSIGNMENT)
         t_seq = time.perf_counter() - start
-        times = {}
+        times, writing = {}, []
+        timed_record = batch.record
+
+        def record(*args):  # the single writer's own time per submission
+            start = time.perf_counter()
+            timed_record(*args)
+            writing.append(time.perf_counter() - start)
+        batch.record = record
         for name, course in [("all", full), ("skip", skip)]:
             start = time.perf_counter()
             autograde(course, workers=w, progress=False)
@@ -66,6 +88,8 @@ def main():
         print(f"  make autograde, {w} workers, demo skipped:   {times['skip']:7.1f} s  ({times['skip'] / n:.2f} s each)")
         print(f"  skipping demo cells: {times['all'] / times['skip']:.2f}x fewer seconds per submission; "
               f"against sequential nbgrader: {t_seq / times['skip']:.2f}x   grades identical: {same}")
+        print(f"  the gradebook writer: {1e3 * sum(writing) / len(writing):.0f} ms per submission")
+        cost_model(times["skip"] * w / n, len(writing) / sum(writing))  # measured here
         return 0 if same else 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

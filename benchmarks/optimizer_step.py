@@ -3,7 +3,7 @@
     python benchmarks/optimizer_step.py [--sizes 1000000 10000000] [--repeats 10]
 
 For SGD with momentum, Adam and AdamW: median time of one step of tinytorch's optimizer on one
-float32 parameter of N values, torch.optim's with foreach=False / foreach=True / fused=True on all
+float32 parameter of N values, on one thread and on all cores (the package's `for_each_block`), torch.optim's with foreach=False / foreach=True / fused=True on all
 cores and foreach=True on one core (when the `oracle` extra is installed), the ratios, the effective bandwidth against the bytes the step must
 move (Adam/AdamW 28 per parameter, SGD-momentum 20), the machine's copy bandwidth measured here, and
 the tracemalloc peak during one step beyond the optimizer's state.
@@ -15,6 +15,7 @@ import tracemalloc
 
 import numpy as np
 
+import tinytorch.core.optimizers as package
 from tinytorch.core.optimizers import SGD, Adam, AdamW
 from tinytorch.core.tensor import Tensor
 
@@ -40,7 +41,8 @@ def copy_bandwidth(n: int, repeats: int) -> float:
     return 8 * n / median_seconds(lambda: np.copyto(dst, src), repeats) / 1e9
 
 
-def ours(name: str, n: int, repeats: int) -> tuple:
+def ours(name: str, n: int, repeats: int, threads: int) -> tuple:
+    package.STEP_THREADS = threads
     rng = np.random.default_rng(0)
     p = Tensor(rng.normal(size=n))
     p.requires_grad = True
@@ -93,16 +95,20 @@ def main():
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     except ImportError:
         print("torch is not installed (pip install -e '.[oracle]'): reporting tinytorch and bandwidth only")
+    cores = package.STEP_THREADS
+    print(f"tinytorch's step: 1 thread, and {cores} threads (all cores)")
     for n in args.sizes:
         bw = copy_bandwidth(n, args.repeats)
         print(f"\n{n:,} float32 parameters; copy bandwidth {bw:.1f} GB/s")
-        print(f"{'optimizer':13s} {'ours ms':>8s} {'GB/s':>6s} {'transient/param':>15s}   torch: ms (ours / torch)")
+        print(f"{'optimizer':13s} {'ours ms':>8s} {'all-core':>8s} {'GB/s':>6s} {'transient/param':>15s}   "
+              f"torch: ms (ours on all cores / torch)")
         for name in OURS:
-            seconds, peak = ours(name, n, args.repeats)
+            one, _ = ours(name, n, args.repeats, 1)
+            seconds, peak = ours(name, n, args.repeats, cores)
             theirs = torch_times(name, n, args.repeats)
             cells = [f"{label} {t * 1e3:.1f} ({seconds / t:.2f}x)" for label, t in theirs.items() if t]
-            print(f"{name:13s} {seconds * 1e3:8.1f} {BYTES[name] * n / seconds / 1e9:6.1f} "
-                  f"{peak / (4 * n):14.2f}x   " + ", ".join(cells))
+            print(f"{name:13s} {one * 1e3:8.1f} {seconds * 1e3:8.1f} {BYTES[name] * n / seconds / 1e9:6.1f} "
+                  f"{peak / (4 * n):14.3f}x   " + ", ".join(cells))
 
 
 if __name__ == "__main__":

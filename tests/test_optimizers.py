@@ -248,3 +248,33 @@ def test_non_contiguous_parameter_is_updated(kind):
         opt.step()
         opt.step()
     np.testing.assert_array_equal(view.data, dense.data)
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_the_step_is_bit_identical_on_one_thread_and_many(kind, monkeypatch):
+    "Each block is updated by the same operations whichever thread runs it: 1, 2 or 3 threads agree exactly."
+    import tinytorch.core.optimizers as package
+    finals = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(package, "STEP_THREADS", threads)
+        ps = params(7, ((), (5 * package.BLOCK + 123,), (300, 700)))
+        opt = MAKERS[kind](ps)
+        for step in range(3):
+            give_grads(ps, 100 + step)
+            opt.step()
+        finals[threads] = [p.data.copy() for p in ps]
+        assert (threads in package._pools) == (threads > 1), "large parameters should use the thread pool"
+    for threads in (2, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(finals[1], finals[threads])), f"{threads} threads differ"
+
+
+def test_small_parameters_stay_on_the_calling_thread():
+    import threading
+
+    from tinytorch.core.optimizers import BLOCK, for_each_block
+    seen = set()
+    for_each_block(lambda *views: seen.add(threading.get_ident()), np.zeros(4096, np.float32), threads=2)
+    assert seen == {threading.get_ident()}
+    seen.clear()
+    for_each_block(lambda *views: seen.add(threading.get_ident()), np.zeros(4 * BLOCK, np.float32), threads=2)
+    assert seen and threading.get_ident() not in seen

@@ -203,13 +203,15 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool) 
 
 
 def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib: float = 4.0,
-              budget: float = 1800.0, progress: bool = True, sandbox: bool = True) -> dict:
+              budget: float = 1800.0, progress: bool = True, sandbox: bool = True, scheduler: str | None = None) -> dict:
     """Grade every submission; returns {student: status}.
 
     With `sandbox` (the default) it first checks that a sandbox starts here and raises
-    `sandbox.SandboxUnavailable`, naming the command that fixes it, if not.
+    `sandbox.SandboxUnavailable`, naming the command that fixes it, if not. With `scheduler` (a Dask
+    scheduler's address) the submissions are graded on that cluster's workers (`dask_engine.py`);
+    this process still writes every grade.
     """
-    if sandbox:
+    if sandbox and scheduler is None:  # on Dask, each grading machine needs bwrap itself
         from .sandbox import check_sandbox
         check_sandbox()
     workers = workers or os.cpu_count() or 1
@@ -229,6 +231,9 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
     snapshot_url = f"sqlite:///{snapshot}" if snapshot.exists() else course.db_url
     # Workers make their temporary folders (the submission's copy, each kernel's sandbox folder) in the
     # batch's scratch folder, removed below even when a worker was killed mid-submission.
+    if scheduler is not None:
+        return _autograde_on_dask(course, queue, results, scheduler, int(memory_gib * 2**30), sandbox, snapshot,
+                                  scratch, progress)
     env = tool_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TMPDIR=str(scratch))
     spawn = lambda: Worker(course, snapshot_url, env, int(memory_gib * 2**30), scratch / "workers.log", sandbox)
     pool = [spawn() for _ in range(min(workers, len(queue)))]
@@ -264,6 +269,22 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
     finally:
         for worker in pool:
             worker.stop()
+        bar.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
+def _autograde_on_dask(course, queue, results, scheduler, memory_bytes, sandbox, snapshot, scratch, progress) -> dict:
+    from .dask_engine import grade_on_dask
+    bar = _progress(len(queue), progress)
+    try:
+        for student, fp, result in grade_on_dask(course, queue, scheduler, memory_bytes, sandbox,
+                                                 snapshot if snapshot.exists() else None):
+            result.setdefault("sandboxed", sandbox)
+            record(course, student, result, fp)
+            results[student] = result["status"]
+            bar.update(1)
+    finally:
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return results

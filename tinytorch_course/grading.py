@@ -1,7 +1,7 @@
 """Instructor commands: release, autograde (sandboxed, parallel, resumable), feedback, grades.
 
     python -m tinytorch_course.grading release              # nbgrader generate_assignment + dist/student/
-    python -m tinytorch_course.grading autograde [--workers N] [--force] [--unsandboxed]
+    python -m tinytorch_course.grading autograde [--workers N] [--force] [--unsandboxed] [--scheduler tcp://host:port]
     python -m tinytorch_course.grading feedback
     python -m tinytorch_course.grading grades
 
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     auto.add_argument("--unsandboxed", action="store_true",
                       help="grade without bubblewrap (unsafe: student code can reach the course folder); "
                            "every row of grades.csv says so")
+    auto.add_argument("--scheduler", default=None,
+                      help="grade on a Dask cluster: the scheduler's address, e.g. tcp://host:8786")
     sub.add_parser("feedback", help="HTML feedback for every graded submission")
     sub.add_parser("grades", help="write grades.csv and print the table")
     args = parser.parse_args(argv)
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
     elif args.command == "autograde":
         from .sandbox import SandboxUnavailable
         try:
-            results = autograde(course, args.workers, args.force, args.memory_gib, sandbox=not args.unsandboxed)
+            results = autograde(course, args.workers, args.force, args.memory_gib, sandbox=not args.unsandboxed,
+                                scheduler=args.scheduler)
         except SandboxUnavailable as exc:
             print(f"make autograde refuses to grade: {exc}", file=sys.stderr)
             return 2

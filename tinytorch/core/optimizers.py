@@ -10,8 +10,9 @@ import numpy as np
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['BLOCK', 'check_hyperparameter', 'grad_array', 'blocks', 'copy_buffers', 'checked_buffers', 'make_state_dict',
-           'restore_state_dict', 'Optimizer', 'SGD', 'Adam', 'AdamW', 'estimate_training_memory']
+__all__ = ['BLOCK', 'STEP_THREADS', 'check_hyperparameter', 'grad_array', 'blocks', 'for_each_block', 'copy_buffers',
+           'checked_buffers', 'make_state_dict', 'restore_state_dict', 'Optimizer', 'SGD', 'Adam', 'AdamW',
+           'estimate_training_memory']
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #cfa8c519
 def check_hyperparameter(name: str, value: float, high: float | None = None) -> None:
@@ -44,6 +45,32 @@ def blocks(*arrays, size: int = BLOCK):
     flat = [None if a is None else a.reshape(-1) for a in arrays]
     for start in range(0, present[0].size, size):
         yield tuple(None if f is None else f[start:start + size] for f in flat)
+
+# %% ../../modules/07_optimizers/optimizers.ipynb #da6bc731
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+STEP_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_pools = {}
+
+
+def for_each_block(update, *arrays, threads: int | None = None) -> None:
+    "Call `update(*views)` on every block of `arrays`; several blocks run on threads (numpy releases the GIL)."
+    first = next(a for a in arrays if a is not None)
+    if first.ndim and first.size <= BLOCK:  # one block: no views, no threads (a 0-d array goes through blocks)
+        update(*arrays)
+        return
+    pieces = list(blocks(*arrays))
+    threads = max(1, min(threads or STEP_THREADS, len(pieces)))
+    if threads == 1:
+        for views in pieces:
+            update(*views)
+        return
+    pool = _pools.get(threads) or _pools.setdefault(threads, ThreadPoolExecutor(threads, "tinytorch-step"))
+    share = -(-len(pieces) // threads)  # each thread takes a contiguous run of blocks
+    runs = [pieces[k:k + share] for k in range(0, len(pieces), share)]
+    for done in [pool.submit(lambda run: [update(*views) for views in run], run) for run in runs]:
+        done.result()
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #963042fc
 def copy_buffers(buffers: list) -> list:
@@ -149,8 +176,8 @@ class SGD(Optimizer):
             fresh = self.momentum and self.momentum_buffers[i] is None
             if fresh:
                 self.momentum_buffers[i] = np.empty_like(param.data)
-            velocity = self.momentum_buffers[i] if self.momentum else None
-            for p, g, v in blocks(param.data, grad, velocity):  # cache-sized pieces, see the lab
+
+            def update_block(p, g, v, fresh=fresh):  # one cache-sized block of the parameter, see the lab
                 d = g + self.weight_decay * p if self.weight_decay else g  # never written into
                 if v is not None:
                     if fresh:
@@ -159,7 +186,10 @@ class SGD(Optimizer):
                         v *= self.momentum
                         v += d
                     d = v
-                p -= self.lr * d
+                p -= self.lr * d  # the block's one temporary array
+
+            velocity = self.momentum_buffers[i] if self.momentum else None
+            for_each_block(update_block, param.data, grad, velocity)
 
     def has_momentum(self) -> bool:
         "True when this optimizer keeps a velocity."
@@ -211,10 +241,12 @@ class Adam(Optimizer):
             self.m_buffers[i] = np.zeros_like(param.data)
             self.v_buffers[i] = np.zeros_like(param.data)
         t = self.step_count
-        for p, g, m, v in blocks(param.data, grad, self.m_buffers[i], self.v_buffers[i]):
+
+        def update_block(p, g, m, v):  # one cache-sized block of the parameter, see the lab
+            scratch = np.multiply(g, 1 - self.beta1)  # the one temporary array of this block
             m *= self.beta1
-            m += (1 - self.beta1) * g
-            scratch = np.square(g)  # the one temporary array of this block
+            m += scratch
+            np.square(g, out=scratch)
             scratch *= 1 - self.beta2
             v *= self.beta2
             v += scratch
@@ -224,6 +256,8 @@ class Adam(Optimizer):
             np.divide(m, scratch, out=scratch)  # m / (sqrt(v_hat) + eps)
             scratch *= self.lr / (1 - self.beta1 ** t)  # m's bias correction folded into the step size
             p -= scratch
+
+        for_each_block(update_block, param.data, grad, self.m_buffers[i], self.v_buffers[i])
 
 
 # %% ../../modules/07_optimizers/optimizers.ipynb #f508323d
