@@ -90,8 +90,14 @@ endif
 feedback: install
 	$(GRADING) feedback
 
+# LMS=canvas ROSTER=canvas-export.csv [CANVAS_COLUMN="07 Optimizers"]: also Canvas's import file.
+CANVAS_COLUMN ?= 07_optimizers
 grades: install
+ifeq ($(LMS),canvas)
+	$(GRADING) grades --lms canvas --roster "$(ROSTER)" --column "$(CANVAS_COLUMN)"
+else
 	$(GRADING) grades
+endif
 
 test: install system-deps $(ORACLE)
 	$(BIN)/python -m pytest

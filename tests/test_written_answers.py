@@ -51,3 +51,25 @@ def test_written_answers_wait_for_an_instructor_then_count(tmp_path):
     assert float(after["ada"]["score"]) == AUTO + sum(WRITTEN.values())
     assert after["ada"]["manual_grading"] == "done"
     assert float(after["bo"]["score"]) == float(before["bo"]["score"])
+
+
+def test_make_grades_lms_canvas_lists_who_is_missing(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import tool_env
+    from tinytorch_course.lms import IDENTITY, read_canvas
+    course = released_course(tmp_path)
+    write_submission(course.root, "ada", "reference")
+    autograde(course, workers=1, progress=False)
+    roster = tmp_path / "export.csv"
+    with open(roster, "w", newline="") as f:
+        csv.writer(f).writerows([IDENTITY, ["Lovelace, Ada", "1", "S1", "ada", "A"], ["Turing, Alan", "2", "S2", "alan", "A"]])
+    run = subprocess.run([sys.executable, "-m", "tinytorch_course.grading", "grades", "--lms", "canvas", "--roster",
+                          str(roster), "--column", "07 Optimizers"], cwd=course.root, env=tool_env(),
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "1 on the roster, no graded submission (cell left empty): alan" in run.stdout
+    assert "1 written answers not graded yet (score without them): ada" in run.stdout
+    _, _, students = read_canvas(course.root / "grades-canvas.csv")
+    assert [(s["SIS Login ID"], s["07 Optimizers"]) for s in students] == [("ada", f"{AUTO:.2f}"), ("alan", "")]

@@ -3,7 +3,7 @@
     python -m tinytorch_course.grading release              # nbgrader generate_assignment + dist/student/
     python -m tinytorch_course.grading autograde [--workers N] [--force] [--unsandboxed] [--scheduler tcp://host:port]
     python -m tinytorch_course.grading feedback
-    python -m tinytorch_course.grading grades
+    python -m tinytorch_course.grading grades [--lms canvas --roster canvas-export.csv]
 
 A submission's path: `course.py` (where it is), `pipeline.py` (nbgrader's preprocessors, ours
 included), `sandbox.py` (its kernel in bubblewrap), `judge.py` (the verdicts, outside the kernel),
@@ -82,7 +82,11 @@ def main(argv=None) -> int:
     auto.add_argument("--scheduler", default=None,
                       help="grade on a Dask cluster: the scheduler's address, e.g. tcp://host:8786")
     sub.add_parser("feedback", help="HTML feedback for every graded submission")
-    sub.add_parser("grades", help="write grades.csv and print the table")
+    gr = sub.add_parser("grades", help="write grades.csv and print the table")
+    gr.add_argument("--lms", choices=["canvas"], help="also write the LMS's import file (grades-canvas.csv)")
+    gr.add_argument("--roster", help="the LMS's roster export (for Canvas: its gradebook export CSV)")
+    gr.add_argument("--column", default=ASSIGNMENT, help="the LMS's assignment column name")
+    gr.add_argument("--match", default="SIS Login ID", help="the roster column holding nbgrader's student ids")
     args = parser.parse_args(argv)
     course = Course(".")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed batch still stops its workers
@@ -101,8 +105,15 @@ def main(argv=None) -> int:
     elif args.command == "feedback":
         print(f"{len(feedback(course))} feedback files under feedback/")
     elif args.command == "grades":
-        print_table(grades(course))
+        rows = grades(course)
+        print_table(rows)
         print("\nwritten: grades.csv")
+        if args.lms == "canvas":
+            from .lms import canvas_csv, report
+            if not args.roster:
+                parser.error("--lms canvas needs --roster (Canvas: Grades > Export, as CSV)")
+            out = course.root / "grades-canvas.csv"
+            print(report(canvas_csv(rows, args.roster, out, args.column, args.match), out))
     return 0
 
 
