@@ -224,3 +224,51 @@ def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo)
     assert printed_text(saved).count("Visible checks passed") == GRADED_CELLS
     images = sum("image/png" in out.get("data", {}) for c in saved["cells"] for out in c.get("outputs", []))
     assert images >= 5
+
+
+def test_check_my_notebook_agrees_with_the_grader(student_repo, binder_env, tmp_path):
+    "What the pre-hand-in check accepts, the grader grades in full; each defect it reports, the grader penalises or restores."
+    from helpers import AUTO, released_course
+    from tinytorch_course.batch import autograde
+    from tinytorch_course.submissions import write_submission  # noqa: F401  (the grader's own path below)
+    python, env = binder_env
+    repo = Path(shutil.copytree(student_repo, tmp_path / "repo", symlinks=True))
+    release = json.loads((repo / NOTEBOOK).read_text())
+    good = completed_notebook(release, "reference")
+    bad = completed_notebook(release, "adam-no-bias-correction")
+    cell = lambda nb, gid: next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid)
+    cell(bad, "imports")["source"] += "\nimport math  # a read-only cell, changed\n"
+    cell(bad, "written-l2-vs-decoupled")["source"] = "YOUR ANSWER HERE"
+    findings = {}
+    for name, nb in [("good", good), ("bad", bad)]:
+        (repo / NOTEBOOK).write_text(json.dumps(nb))
+        run = subprocess.run([str(python), "-m", "tinytorch_course.check", "--json"], cwd=repo, env=env,
+                             capture_output=True, text=True, timeout=900)
+        findings[name] = json.loads(run.stdout)
+        assert run.returncode == (0 if name == "good" else 1), run.stdout[-2000:] + run.stderr[-2000:]
+    assert not findings["good"]["defects"] and not findings["good"]["failed_tests"] and not findings["good"]["errors"]
+    assert any("imports was changed" in d for d in findings["bad"]["defects"]) and findings["bad"]["failed_tests"]
+    assert any("written-l2-vs-decoupled is still empty" in d for d in findings["bad"]["defects"])
+
+    course = released_course(tmp_path / "course")
+    for name, nb in [("good", good), ("bad", bad)]:
+        folder = course.submitted(name)
+        folder.mkdir(parents=True)
+        (folder / "optimizers.ipynb").write_text(json.dumps(nb))
+    autograde(course, workers=2, progress=False)
+    from nbgrader.api import Gradebook
+    with Gradebook(course.db_url, course.course_id) as gb:
+        graded = {s: {g.name: g for g in gb.find_submission_notebook("optimizers", ASSIGNMENT, s).grades}
+                  for s in ("good", "bad")}
+        assert sum(g.score for g in graded["good"].values() if not g.name.startswith("written-")) == AUTO
+        written = graded["bad"]["written-l2-vs-decoupled"]
+        assert written.score == 0 and not written.needs_manual_grade, "an empty answer: 0, as the check said"
+    for name in ("good", "bad"):
+        autograded = json.loads((course.autograded(name) / "optimizers.ipynb").read_text())
+        zeroed = sorted(c["metadata"]["nbgrader"]["grade_id"] for c in autograded["cells"]
+                        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["cell_type"] == "code"
+                        and any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+        reported = sorted(t.split(":")[0] for t in findings[name]["failed_tests"])
+        assert reported == zeroed, f"{name}: the check reported {reported}, the grader zeroed {zeroed}"
+    restored = cell(json.loads((course.autograded("bad") / "optimizers.ipynb").read_text()), "imports")["source"]
+    assert "a read-only cell, changed" not in restored, "the grader restored the cell the check flagged"

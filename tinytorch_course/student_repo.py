@@ -24,7 +24,7 @@ def binder_python() -> str:
     return (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
 
 
-KEEP_TOOLING = ("__init__.py", "export.py")  # students need the export processor, nothing else
+KEEP_TOOLING = ("__init__.py", "export.py", "check.py")  # the export processor and "check my notebook"
 
 
 def build_student_repo(course_root: Path, dest: Path) -> Path:
@@ -44,6 +44,13 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
     (dest / "tinytorch_course").mkdir()
     for name in KEEP_TOOLING:
         shutil.copy(ROOT / "tinytorch_course" / name, dest / "tinytorch_course" / name)
+    import json
+
+    import nbformat
+
+    from .check import MANIFEST, manifest_of
+    manifest = manifest_of(nbformat.read(release, as_version=4))
+    (dest / "tinytorch_course" / MANIFEST.name).write_text(json.dumps(manifest, indent=1))
     (dest / "tinytorch").mkdir()
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
