@@ -13,7 +13,7 @@ else
 STAMP :=
 endif
 
-.PHONY: help install system-deps export clean-nbs demo notebooks test lab release autograde feedback grades bench
+.PHONY: help install system-deps export clean-nbs demo notebooks test lab release autograde feedback grades report bench
 
 help:
 	@echo "make demo    install, export the package, run every notebook, print a summary"
@@ -23,7 +23,8 @@ help:
 	@echo "make release    nbgrader generate_assignment + the student repository in dist/student/"
 	@echo "make autograde  grade submitted/*/07_optimizers/ in parallel (WORKERS=N, default: cores)"
 	@echo "make feedback   feedback/<student>/07_optimizers/optimizers.html"
-	@echo "make grades     grades.csv and a grade table"
+	@echo "make grades     grades.csv and a grade table (LMS=canvas ROSTER=export.csv: Canvas's import file too)"
+	@echo "make report     report.html: what the class got wrong, who needs a person"
 
 .venv/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
@@ -90,6 +91,9 @@ endif
 feedback: install
 	$(GRADING) feedback
 
+report: install
+	$(BIN)/python -m tinytorch_course.report
+
 # LMS=canvas ROSTER=canvas-export.csv [CANVAS_COLUMN="07 Optimizers"]: also Canvas's import file.
 CANVAS_COLUMN ?= 07_optimizers
 grades: install
@@ -106,6 +110,7 @@ test: install system-deps $(ORACLE)
 bench: install
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/autograde_parallel.py
+	$(BIN)/python benchmarks/class_report.py
 
 lab: install
 	$(BIN)/jupyter lab modules

@@ -145,7 +145,14 @@ def _record(course: Course, student: str, result: dict, fp: str) -> None:
         shutil.copy(stamp, out / "timestamp.txt")
     _atomic_write(out / f"{NOTEBOOK}.ipynb", nbformat.writes(nb))
     summary = {k: v for k, v in result.items() if k != "notebook"}
+    summary["checks"] = judged_checks(nb)  # for the class report, which reads markers, not notebooks
     _atomic_write(out / MARKER, json.dumps({**summary, "fingerprint": fp}, indent=1))
+
+
+def judged_checks(nb) -> list:
+    "Every hidden check's verdict in a judged notebook: {cell, check, passed, message}, in notebook order."
+    return [{"cell": cell.metadata["nbgrader"]["grade_id"], **check} for cell in nb.cells
+            for check in cell.get("metadata", {}).get("tinytorch", {}).get("checks", [])]
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -182,7 +182,15 @@ class Judge(NbGraderPreprocessor):
         verdicts = [] if failed else judge_cell(cell.metadata.nbgrader["grade_id"], reports)
         passed = sum(v["passed"] for v in verdicts)
         score = 0.0 if failed else points * passed / len(verdicts) if verdicts else points
-        cell.metadata["tinytorch"] = {"score": score, "checks": [{k: v[k] for k in ("check", "passed")} for v in verdicts]}
+        if failed:  # for the class report: every check of the cell failed, with the visible error as the reason
+            from .harness import PROBES
+            error = next(o for o in cell.outputs if o.get("output_type") == "error")
+            reason = f"the visible test failed first: {error.get('ename', 'Error')}: {str(error.get('evalue', ''))[:200]}"
+            checks = [{"check": spec["check"], "passed": False, "message": reason}
+                      for spec in PROBES.get(cell.metadata.nbgrader["grade_id"], [])]
+        else:
+            checks = [{k: v[k] for k in ("check", "passed", "message")} for v in verdicts]
+        cell.metadata["tinytorch"] = {"score": score, "checks": checks}
         if failed:
             lines = [f"This cell scores 0 of {points:g}: it stopped with the error above, so its hidden checks did not count."]
         elif verdicts:

@@ -1,0 +1,136 @@
+"""The class report: what the class got wrong, on one self-contained HTML page (`make report`).
+
+    python -m tinytorch_course.report            # writes report.html at the course root
+
+From the gradebook (scores, late penalties, manual grading) and each submission's grading record
+(`autograded/<student>/07_optimizers/grading.json`: its status, what happened while grading, and
+every hidden check's verdict), it shows
+
+- the score histogram;
+- the pass rate of every graded check, in the notebook's order, so the concept the class missed
+  stands out;
+- the most common failure messages, grouped (numbers in a message are blanked, so "off by 3.2" and
+  "off by 4.1" count as one);
+- the submissions that need a person: not graded, kernel deaths, timeouts, restored cells, late, or
+  written answers not graded yet.
+
+Figures are embedded as PNG, so the page is one file to mail or put on a course site. The page holds
+no solution and no hidden test (check names and the judge's messages only).
+"""
+import base64
+import collections
+import html
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+from .course import Course
+
+ATTENTION = [("died", "the kernel died"), ("longer than", "a cell timed out"), ("put back", "cells were restored"),
+             ("kept dying", "cells were not run")]  # phrases of batch.execution_events and the restore notes
+_NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # not the 2 of "L2"
+
+
+def collect(course: Course) -> list:
+    "One record per submission: the gradebook row and the grading record's checks and events."
+    from .batch import MARKER
+    from .grading import grade_rows
+    records = []
+    for row in grade_rows(course):
+        marker = course.autograded(row["student_id"]) / MARKER
+        info = json.loads(marker.read_text()) if marker.exists() else {}
+        records.append({**row, "checks": info.get("checks", []), "events": info.get("events", []),
+                        "reason": info.get("reason", "")})
+    return records
+
+
+def summarize(records: list) -> dict:
+    "The numbers the page shows, computed from `collect`'s records."
+    from .harness import PROBES
+    order = [(cell, spec["check"]) for cell, specs in PROBES.items() for spec in specs]
+    tally = {key: [0, 0] for key in order}  # (cell, check) -> [passed, judged]
+    messages = collections.Counter()
+    for record in records:
+        for check in record["checks"]:
+            key = (check["cell"], check["check"])
+            if key in tally:
+                tally[key][0] += bool(check["passed"])
+                tally[key][1] += 1
+            if not check["passed"]:
+                messages[_NUMBER.sub("#", check.get("message") or check["check"])] += 1
+    attention = []
+    for r in records:
+        why = [] if r["status"] in ("graded", "graded by nbgrader") else [f"not graded ({r['status']}): {r['reason']}"]
+        why += [label for needle, label in ATTENTION if any(needle in e for e in r["events"])]
+        why += ["late"] if r.get("late_penalty") else []
+        why += ["written answers to grade"] if r.get("manual_grading") == "needs manual grading" else []
+        if why:
+            attention.append((r["student_id"], "; ".join(why)))
+    return {"scores": [r["score"] for r in records], "max_score": max((r["max_score"] for r in records), default=100),
+            "pass_rates": [(cell, check, *tally[(cell, check)]) for cell, check in order],
+            "messages": messages.most_common(15), "attention": attention, "count": len(records)}
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def figures(summary: dict) -> dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.hist(summary["scores"], bins=20, range=(0, summary["max_score"]), color="tab:blue")
+    ax.set_xlabel("score"); ax.set_ylabel("submissions"); ax.set_title(f"{summary['count']} submissions")
+    histogram = _png(fig)
+    rates = summary["pass_rates"]
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(rates) + 0.8))
+    values = [100 * p / n if n else 0 for _, _, p, n in rates]
+    ax.barh(range(len(rates)), values, color=["tab:red" if v < 50 else "tab:orange" if v < 80 else "tab:green"
+                                              for v in values])
+    ax.set_yticks(range(len(rates)), [check for _, check, _, _ in rates], fontsize=7)
+    ax.invert_yaxis(); ax.set_xlim(0, 100); ax.set_xlabel("% of submissions passing")
+    return {"histogram": histogram, "pass_rates": _png(fig)}
+
+
+def render(summary: dict, title: str = "07_optimizers: class report") -> str:
+    images = figures(summary)
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(cell)}</td><td>{esc(check)}</td><td>{p}/{n}</td>"
+                   f"<td>{(100 * p / n if n else 0):.0f}%</td></tr>" for cell, check, p, n in summary["pass_rates"])
+    messages = "".join(f"<tr><td>{count}</td><td>{esc(message)}</td></tr>" for message, count in summary["messages"])
+    people = "".join(f"<tr><td>{esc(s)}</td><td>{esc(why)}</td></tr>" for s, why in summary["attention"])
+    scores = summary["scores"]
+    mean = sum(scores) / len(scores) if scores else 0
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{summary['count']} submissions; mean score {mean:.1f} of {summary['max_score']:g}.</p>
+<h2 id="scores">Scores</h2><img alt="score histogram" src="data:image/png;base64,{images['histogram']}">
+<h2 id="pass-rates">Pass rate of every graded check, in notebook order</h2>
+<img alt="pass rate per check" src="data:image/png;base64,{images['pass_rates']}">
+<table><tr><th>cell</th><th>check</th><th>passed</th><th>rate</th></tr>{rows}</table>
+<h2 id="messages">Most common failure messages</h2>
+<table><tr><th>times</th><th>message (numbers blanked as #)</th></tr>{messages}</table>
+<h2 id="attention">Submissions that need a person ({len(summary['attention'])})</h2>
+<table><tr><th>student</th><th>why</th></tr>{people}</table>
+</body></html>"""
+
+
+def main() -> int:
+    course = Course(".")
+    out = course.root / "report.html"
+    out.write_text(render(summarize(collect(course))))
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
