@@ -149,13 +149,15 @@ def tree_hash(folder, skip=()) -> dict:
             for p in sorted(Path(folder).rglob("*")) if p.is_file() and not str(p.relative_to(folder)).startswith(skip)}
 
 
-def released_course(dest: Path, timeout: int | None = None):
-    "A throwaway course, released (nbgrader generate_assignment), with a shorter cell timeout if given."
+def released_course(dest: Path, timeout: int | None = None, db_url: str | None = None):
+    "A throwaway course, released (nbgrader generate_assignment), with a shorter cell timeout or another gradebook."
     from tinytorch_course.course import Course
     root = make_course(dest)
-    if timeout:
-        with open(root / "nbgrader_config.py", "a") as f:
+    with open(root / "nbgrader_config.py", "a") as f:
+        if timeout:
             f.write(f"\nc.Execute.timeout = {timeout}  # keep slow cells short in tests\n")
+        if db_url:
+            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}  # a shared gradebook\n")
     course = Course(root)
     course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     return course

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ASSIGNMENT, NOTEBOOK, make_course, tool_env
+from helpers import ASSIGNMENT, NOTEBOOK, released_course, tool_env
 from tinytorch_course.course import Course
 from tinytorch_course.submissions import write_submission
 
@@ -63,14 +63,9 @@ def grading(course_root, *args, wait=True):
 
 
 def section(dest, students, db_url=None) -> Course:
-    root = make_course(dest)
-    if db_url:
-        with open(root / "nbgrader_config.py", "a") as f:
-            f.write(f"\nc.CourseDirectory.db_url = {db_url!r}  # the shared PostgreSQL gradebook\n")
-    course = Course(root)
-    course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course = released_course(dest, db_url=db_url)
     for student in students:
-        write_submission(root, student, EXAMPLE[student])
+        write_submission(course.root, student, EXAMPLE[student])
     return course
 
 

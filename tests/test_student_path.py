@@ -230,7 +230,6 @@ def test_check_my_notebook_agrees_with_the_grader(student_repo, binder_env, tmp_
     "What the pre-hand-in check accepts, the grader grades in full; each defect it reports, the grader penalises or restores."
     from helpers import AUTO, released_course
     from tinytorch_course.batch import autograde
-    from tinytorch_course.submissions import write_submission  # noqa: F401  (the grader's own path below)
     python, env = binder_env
     repo = Path(shutil.copytree(student_repo, tmp_path / "repo", symlinks=True))
     release = json.loads((repo / NOTEBOOK).read_text())

@@ -24,7 +24,6 @@ import io
 import json
 import re
 import sys
-from pathlib import Path
 
 from .course import Course
 
