@@ -98,9 +98,9 @@ report: install
 CANVAS_COLUMN ?= 07_optimizers
 grades: install
 ifeq ($(LMS),canvas)
-	$(GRADING) grades --lms canvas --roster "$(ROSTER)" --column "$(CANVAS_COLUMN)"
+	$(GRADING) grades --lms canvas --roster "$(ROSTER)" --column "$(CANVAS_COLUMN)" $(ARGS)
 else
-	$(GRADING) grades
+	$(GRADING) grades $(ARGS)
 endif
 
 test: install system-deps $(ORACLE)

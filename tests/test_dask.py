@@ -33,7 +33,6 @@ def cluster(tmp_path):
     logs = open(tmp_path / "dask.log", "w")
     start = lambda *args: subprocess.Popen([DASK, *args], env=tool_env(), stdout=logs, stderr=logs)
     procs = [start("scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard")]
-    time.sleep(2)
     workers = [start("worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{k}",
                      "--local-directory", str(tmp_path / f"w{k}")) for k in (1, 2)]
     procs += workers

@@ -268,10 +268,7 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
                     worker.stop()
                     pool[i] = worker = spawn()
                 worker.task = None
-                result.setdefault("sandboxed", sandbox)
-                record(course, student, result, fp)
-                results[student] = result["status"]
-                bar.update(1)
+                _finish(course, results, bar, student, fp, result, sandbox)
             time.sleep(0.05)
     finally:
         for worker in pool:
@@ -281,16 +278,21 @@ def autograde(course: Course, workers: int = 0, force: bool = False, memory_gib:
     return results
 
 
+def _finish(course, results, bar, student, fp, result, sandbox) -> None:
+    "Record one submission's result (this process is the only writer) and count it."
+    result.setdefault("sandboxed", sandbox)
+    record(course, student, result, fp)
+    results[student] = result["status"]
+    bar.update(1)
+
+
 def _autograde_on_dask(course, queue, results, scheduler, memory_bytes, sandbox, snapshot, scratch, progress) -> dict:
     from .dask_engine import grade_on_dask
     bar = _progress(len(queue), progress)
     try:
         for student, fp, result in grade_on_dask(course, queue, scheduler, memory_bytes, sandbox,
                                                  snapshot if snapshot.exists() else None):
-            result.setdefault("sandboxed", sandbox)
-            record(course, student, result, fp)
-            results[student] = result["status"]
-            bar.update(1)
+            _finish(course, results, bar, student, fp, result, sandbox)
     finally:
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)

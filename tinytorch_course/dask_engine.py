@@ -49,7 +49,10 @@ def _course_from(archive: bytes) -> Path:
     if digest not in _UNPACKED or not _UNPACKED[digest].exists():
         root = Path(tempfile.mkdtemp(prefix=f"tinytorch-course-{digest}-"))
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(root, filter="data")
+            try:
+                tar.extractall(root, filter="data")
+            except TypeError:  # Python before 3.10.12 / 3.11.4: no filters (the archive is our own)
+                tar.extractall(root)
         _UNPACKED[digest] = root
     return _UNPACKED[digest]
 
@@ -82,14 +85,26 @@ def grade_on_dask(course: Course, queue: list, scheduler: str, memory_bytes: int
 
     with Client(scheduler, timeout="30s") as client:
         archive = client.scatter(bundle(course, snapshot), broadcast=True)
-        futures = {client.submit(grade_remote, archive, student, submission_files(course, student), memory_bytes,
-                                 sandbox, key=f"grade-{student}-{fp[:16]}", pure=False): (student, fp)
-                   for student, fp in queue}
-        for future in as_completed(futures):
-            student, fp = futures[future]
+        pending, owners = iter(queue), {}
+
+        def submit_next():  # submissions travel as bytes, a few per worker at a time, not all at once
+            for student, fp in pending:
+                future = client.submit(grade_remote, archive, student, submission_files(course, student), memory_bytes,
+                                       sandbox, key=f"grade-{student}-{fp[:16]}", pure=False)
+                owners[future] = (student, fp)
+                return future
+            return None
+
+        in_flight = max(4, 2 * len(client.scheduler_info()["workers"]))
+        running = as_completed([f for f in (submit_next() for _ in range(in_flight)) if f is not None])
+        for future in running:
+            student, fp = owners.pop(future)
             try:
                 result = future.result()
             except (KilledWorker, FutureCancelledError) as exc:
                 result = {"status": "error", "reason": "The grading workers kept dying on this submission "
                           f"({type(exc).__name__}); it was not graded."}
+            following = submit_next()
+            if following is not None:
+                running.add(following)
             yield student, fp, result

@@ -31,7 +31,9 @@ def feedback(course: Course) -> list:
     return sorted(course.root.glob(f"feedback/*/{ASSIGNMENT}/{NOTEBOOK}.html"))
 
 
-def grade_rows(course: Course) -> list:
+def grade_rows(course: Course, with_record: bool = False) -> list:
+    """One row per submission in the gradebook; `with_record` adds `record`, its grading record
+    (autograded/<student>/07_optimizers/grading.json: status, events, each check's verdict)."""
     rows = []
     with Gradebook(course.db_url, course.course_id) as gb:
         for sub in gb.assignment_submissions(ASSIGNMENT):
@@ -47,7 +49,7 @@ def grade_rows(course: Course) -> list:
                          "status": info.get("status", "graded by nbgrader"),
                          "manual_grading": NEEDS_MANUAL if sub.needs_manual_grade else "done",
                          "sandboxed": {True: "yes", False: "NO"}.get(sandboxed, "unknown"),
-                         "notes": "; ".join(n for n in notes if n)})
+                         "notes": "; ".join(n for n in notes if n), **({"record": info} if with_record else {})})
     return sorted(rows, key=lambda r: r["student_id"])
 
 

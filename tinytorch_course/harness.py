@@ -15,7 +15,7 @@ import numpy as np
 MIME = "application/vnd.tinytorch.observation+json"
 SHAPES = [(7,), (4, 5), (4, 5), (2, 3, 4)]  # 1-d, 2-d, 3-d; two alike: state must not be shared
 # The corners, each checked on its own so that a slip there costs only its own points:
-# {corner: (shapes, dtype)}. "non-contiguous" parameters are strided views (see `parameters`).
+# {corner: (shapes, dtype)}. "non-contiguous" parameters are strided views (see `_parameter`).
 CORNERS = {"0-d": ([(), (), (3,)], "float32"), "non-contiguous": ([(4, 5), (3, 4)], "float32"),
            "float64": (SHAPES, "float64"), "float16": (SHAPES, "float16")}
 
@@ -174,18 +174,23 @@ def _raw_grad(p):
     return None if g is None else np.array(getattr(g, "data", g), copy=True)
 
 
+def _run(Tensor, opt, params, gradients) -> list:
+    "Step `opt` once per gradient list; the parameters after each step."
+    snaps = []
+    for gs in gradients:
+        for p, g in zip(params, gs):
+            p.grad = Tensor(g, dtype=g.dtype)
+        opt.step()
+        snaps.append([_data(p) for p in params])
+    return snaps
+
+
 def _trajectory(ns, spec):
     Tensor, cls = ns["Tensor"], ns[spec["cls"]]
     runs = []
     for seed in spec["seeds"]:
-        params = [Tensor(x, requires_grad=True) for x in init(seed)]
-        opt, snaps = cls(params, **spec["hyper"]), []
-        for gs in grads(seed, spec["steps"], scale=spec["scale"]):
-            for p, g in zip(params, gs):
-                p.grad = Tensor(g)
-            opt.step()
-            snaps.append([_data(p) for p in params])
-        runs.append(snaps)
+        params = [_parameter(Tensor, x) for x in init(seed)]
+        runs.append(_run(Tensor, cls(params, **spec["hyper"]), params, grads(seed, spec["steps"], scale=spec["scale"])))
     return runs
 
 
@@ -203,12 +208,8 @@ def _corner(ns, spec):
     Tensor, cls = ns["Tensor"], ns[spec["cls"]]
     values, gradients = corner_inputs(spec["seed"], spec["corner"], spec["steps"])
     params = [_parameter(Tensor, x, spec["corner"] == "non-contiguous") for x in values]
-    opt, snaps = cls(params, **spec["hyper"]), []
-    for gs in gradients:
-        for p, g in zip(params, gs):
-            p.grad = Tensor(g, dtype=g.dtype)
-        opt.step()
-        snaps.append([_data(p) for p in params])
+    opt = cls(params, **spec["hyper"])
+    snaps = _run(Tensor, opt, params, gradients)
     buffers = [str(np.asarray(b).dtype) for name in getattr(opt, "state_names", ())
                for b in getattr(opt, name, None) or [] if b is not None]
     return {"run": snaps, "buffer_dtypes": buffers}

@@ -110,45 +110,47 @@ def _shapes_ok(arrays, shapes=harness.SHAPES, dtype=None):
 
 
 # ---- verdicts: (passed, message, error / tolerance or None) ----------------------------------
+def _run_problem(spec, run, shapes=harness.SHAPES, dtype=None):
+    "What is wrong with one run's snapshots (their number, shapes, dtype), or None."
+    if not isinstance(run, list) or len(run) != spec["steps"]:
+        raise Unreadable("one snapshot per step")
+    return next((p for p in (_shapes_ok(snap, shapes, dtype) for snap in run) if p), None)
+
+
+def _miss(spec, run, init, grads) -> float:
+    "How far a run misses the nearest reference its optimizer allows (AdamW: either decay order)."
+    hyper = {k: tuple(v) if k == "betas" else v for k, v in spec["hyper"].items()}
+    return min(worst_error(run, reference(k, init, grads, **hyper), init) for k in KINDS[spec["cls"]])
+
+
+def _rule_verdict(spec, worst: float, tolerance: float):
+    message = (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
+               f"they should have moved (allowed: {tolerance:.0e}). {HINTS.get(spec['check'], '')}").rstrip()
+    return worst <= tolerance, message, worst / tolerance
+
+
 def _trajectory(spec, value):
-    kinds, hyper = KINDS[spec["cls"]], dict(spec["hyper"])
-    if "betas" in hyper:
-        hyper["betas"] = tuple(hyper["betas"])
-    worst = 0.0
     if not isinstance(value, list) or len(value) != len(spec["seeds"]):
         raise Unreadable("one run per seed")
+    worst = 0.0
     for seed, run in zip(spec["seeds"], value):
-        if not isinstance(run, list) or len(run) != spec["steps"]:
-            raise Unreadable("one snapshot per step")
-        for snap in run:
-            problem = _shapes_ok(snap)
-            if problem:
-                return False, f"{spec['check']}: {problem}.", None
-        init, grads = harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"])
-        worst = max(worst, min(worst_error(run, reference(k, init, grads, **hyper), init) for k in kinds))
-    ratio = worst / TOLERANCE
-    message = (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
-               f"they should have moved (allowed: {TOLERANCE:.0e}). {HINTS.get(spec['check'], '')}").rstrip()
-    return ratio <= 1, message, ratio
+        problem = _run_problem(spec, run)
+        if problem:
+            return False, f"{spec['check']}: {problem}.", None
+        worst = max(worst, _miss(spec, run, harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"])))
+    return _rule_verdict(spec, worst, TOLERANCE)
 
 
 def _corner(spec, value):
     shapes, dtype = harness.CORNERS[spec["corner"]]
-    hyper, run = dict(spec["hyper"]), value["run"]
-    if not isinstance(run, list) or len(run) != spec["steps"]:
-        raise Unreadable("one snapshot per step")
-    for snap in run:
-        problem = _shapes_ok(snap, shapes, dtype)
-        if problem:
-            return False, f"{spec['check']}: {problem}.", None
+    problem = _run_problem(spec, value["run"], shapes, dtype)
+    if problem:
+        return False, f"{spec['check']}: {problem}.", None
     wrong = sorted({d for d in value["buffer_dtypes"] if d != dtype})
     if wrong:
         return False, f"{spec['check']}: state buffers should have the parameter's dtype ({dtype}), not {wrong[0]}.", None
-    init, grads = harness.corner_inputs(spec["seed"], spec["corner"], spec["steps"])
-    worst = min(worst_error(run, reference(k, init, grads, **hyper), init) for k in KINDS[spec["cls"]])
-    tolerance = TOLERANCES.get(dtype, TOLERANCE)
-    return worst <= tolerance, (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times "
-                                f"the distance they should have moved (allowed: {tolerance:.0e})."), worst / tolerance
+    worst = _miss(spec, value["run"], *harness.corner_inputs(spec["seed"], spec["corner"], spec["steps"]))
+    return _rule_verdict(spec, worst, TOLERANCES.get(dtype, TOLERANCE))
 
 
 def _first_step(spec, value):

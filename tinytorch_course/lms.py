@@ -16,6 +16,8 @@ so is a score that still waits for manual grading.
 import csv
 from pathlib import Path
 
+from .grading import NEEDS_MANUAL
+
 IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 NOT_STUDENTS = ("Points Possible", "Student, Test")  # rows Canvas's export adds that are not students
 
@@ -56,7 +58,7 @@ def canvas_csv(rows: list, roster, out, column: str, match: str = "SIS Login ID"
             grade = graded.get(key)
             if grade is None:
                 no_submission.append(key)
-            elif grade.get("manual_grading") == "needs manual grading":
+            elif grade.get("manual_grading") == NEEDS_MANUAL:
                 manual.append(key)
             writer.writerow([person[c] for c in IDENTITY] + ["" if grade is None else f"{float(grade['score']):.2f}"])
     return {"rows": len(roster_rows), "no_submission": no_submission,

@@ -21,11 +21,11 @@ import base64
 import collections
 import html
 import io
-import json
 import re
 import sys
 
 from .course import Course
+from .grading import NEEDS_MANUAL
 
 ATTENTION = [("died", "the kernel died"), ("longer than", "a cell timed out"), ("put back", "cells were restored"),
              ("kept dying", "cells were not run")]  # phrases of batch.execution_events and the restore notes
@@ -34,15 +34,9 @@ _NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # n
 
 def collect(course: Course) -> list:
     "One record per submission: the gradebook row and the grading record's checks and events."
-    from .batch import MARKER
     from .grading import grade_rows
-    records = []
-    for row in grade_rows(course):
-        marker = course.autograded(row["student_id"]) / MARKER
-        info = json.loads(marker.read_text()) if marker.exists() else {}
-        records.append({**row, "checks": info.get("checks", []), "events": info.get("events", []),
-                        "reason": info.get("reason", "")})
-    return records
+    return [{**row, "checks": row["record"].get("checks", []), "events": row["record"].get("events", []),
+             "reason": row["record"].get("reason", "")} for row in grade_rows(course, with_record=True)]
 
 
 def summarize(records: list) -> dict:
@@ -64,7 +58,7 @@ def summarize(records: list) -> dict:
         why = [] if r["status"] in ("graded", "graded by nbgrader") else [f"not graded ({r['status']}): {r['reason']}"]
         why += [label for needle, label in ATTENTION if any(needle in e for e in r["events"])]
         why += ["late"] if r.get("late_penalty") else []
-        why += ["written answers to grade"] if r.get("manual_grading") == "needs manual grading" else []
+        why += ["written answers to grade"] if r.get("manual_grading") == NEEDS_MANUAL else []
         if why:
             attention.append((r["student_id"], "; ".join(why)))
     return {"scores": [r["score"] for r in records], "max_score": max((r["max_score"] for r in records), default=100),

@@ -49,7 +49,7 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
     import nbformat
 
     from .check import MANIFEST, manifest_of
-    manifest = manifest_of(nbformat.read(release, as_version=4))
+    manifest = manifest_of(nbformat.read(release, as_version=4), f"modules/{ASSIGNMENT}/{NOTEBOOK}.ipynb")
     (dest / "tinytorch_course" / MANIFEST.name).write_text(json.dumps(manifest, indent=1))
     (dest / "tinytorch").mkdir()
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")

@@ -177,7 +177,7 @@ class SGD(Optimizer):
             if fresh:
                 self.momentum_buffers[i] = np.empty_like(param.data)
 
-            def update_block(p, g, v, fresh=fresh):  # one cache-sized block of the parameter, see the lab
+            def update_block(p, g, v):  # one cache-sized block of the parameter, see the lab
                 d = g + self.weight_decay * p if self.weight_decay else g  # never written into
                 if v is not None:
                     if fresh:
