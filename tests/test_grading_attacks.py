@@ -179,3 +179,25 @@ def test_autograde_refuses_without_a_sandbox_and_names_the_fix(tmp_path):
     run("grades")
     [row] = (course / "grades.csv").read_text().splitlines()[1:]
     assert "NO" in row and "WITHOUT a sandbox" in row and f",{AUTO:.1f}," in row
+
+
+WEIGHTS = {"trajectory", "first-step", "decay-only", "corner", "contract", "resume"}  # probes that read the weights
+
+
+def test_nan_weights_earn_nothing_from_any_check_that_reads_the_weights(batch):
+    """The judge once passed NaN (Python's max(0.0, nan) is 0.0): an optimizer that writes NaN scored 32/88,
+    and 75/88 with a cell that turns every later assert into pass. Now every check that reads the
+    weights fails, whether or not the visible tests can fail, so at most the points of checks that
+    never look at a weight (the base class, state_bytes, the memory estimate, the velocity) remain."""
+    from tinytorch_course.harness import PROBES
+    from helpers import SOURCE_NB, nbgrader_meta, read_nb
+    points = {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
+              for c in read_nb(SOURCE_NB)["cells"] if nbgrader_meta(c).get("grade")}
+    probe = {spec["check"]: spec["probe"] for specs in PROBES.values() for spec in specs}
+    bound = sum(points[cell] * sum(s["probe"] not in WEIGHTS for s in specs) / len(specs) for cell, specs in PROBES.items())
+    for name in ("nan-steps", "nan-steps-asserts-off"):
+        checks = json.loads((batch["course"].autograded(name) / "grading.json").read_text())["checks"]
+        passed = [c["check"] for c in checks if c["passed"] and probe[c["check"]] in WEIGHTS]
+        print(f"{name}: {score(batch, name):.2f} of {AUTO:g}; bound {bound:.2f}")
+        assert not passed, f"{name} passed checks on NaN weights: {passed}"
+        assert score(batch, name) <= bound

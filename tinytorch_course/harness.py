@@ -59,6 +59,23 @@ def probe(name, kind, **args):
     return {"check": name, "probe": kind, **args}
 
 
+def contract(cls, hyper, seed=21, steps=3, skip=1, as_array=2):
+    "The step contract: parameter `skip` never gets a gradient, parameter `as_array` gets a bare numpy array."
+    return probe(f"{cls} step contract", "contract", cls=cls, hyper=hyper, seed=seed, steps=steps, skip=skip,
+                 as_array=as_array)
+
+
+def state_bytes(what, cls, hyper, seed=31, skip=1, dtype="float32"):
+    "state_bytes before and after one step in which parameter `skip` gets no gradient (so no state)."
+    return probe(f"state_bytes of {what}", "state-bytes", cls=cls, hyper=hyper, seed=seed, skip=skip, dtype=dtype)
+
+
+def resume(cls, hyper, seed=42, steps=6, at=3):
+    "`steps` steps straight through against a run resumed from a state_dict taken after step `at`."
+    return probe(f"{cls} resumes from state_dict bit for bit", "resume", cls=cls, hyper=hyper, seed=seed, steps=steps,
+                 at=at)
+
+
 CORNER_NAMES = {"0-d": "0-d parameters", "non-contiguous": "non-contiguous parameters",
                 "float64": "float64 parameters", "float16": "float16 parameters"}
 
@@ -71,10 +88,10 @@ def corner(cls, hyper, what, seed, steps=4):
 
 PROBES = {
     "test-optimizer-base": [
-        probe("params become a list of the very tensors given", "base-params"),
+        probe("params become a list of the very tensors given", "base-params", seed=3),
         probe("an empty parameter list raises ValueError", "raises", call="empty"),
         probe("requires_grad=False raises ValueError naming the parameter", "raises", call="frozen"),
-        probe("zero_grad clears Tensor and array gradients", "zero-grad")],
+        probe("zero_grad clears Tensor and array gradients", "zero-grad", seed=3)],
     "test-sgd-plain": [
         rule("SGD (lr=0.1)", "SGD", {"lr": 0.1}),
         rule("SGD (lr=0.03), large gradients", "SGD", {"lr": 0.03}, scale=10.0),
@@ -108,18 +125,16 @@ PROBES = {
     "test-adamw-is-adam": [
         rule("AdamW with weight_decay=0", "AdamW", {"lr": 0.01, "weight_decay": 0.0})],
     "test-step-contract": [
-        probe("SGD step contract", "contract", cls="SGD", hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
-        probe("Adam step contract", "contract", cls="Adam", hyper={"lr": 0.01, "weight_decay": 0.1}),
-        probe("AdamW step contract", "contract", cls="AdamW", hyper={"lr": 0.01, "weight_decay": 0.1})],
+        contract("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+        contract("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+        contract("AdamW", {"lr": 0.01, "weight_decay": 0.1})],
     "test-state-bytes": [
-        probe("state_bytes of SGD without momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1}),
-        probe("state_bytes of SGD with momentum", "state-bytes", cls="SGD", hyper={"lr": 0.1, "momentum": 0.9}),
-        probe("state_bytes of Adam", "state-bytes", cls="Adam", hyper={"lr": 0.01}),
-        probe("state_bytes of AdamW", "state-bytes", cls="AdamW", hyper={"lr": 0.01}),
-        probe("state_bytes of Adam on float64 parameters", "state-bytes", cls="Adam", hyper={"lr": 0.01},
-              dtype="float64"),
-        probe("state_bytes of SGD with momentum on float16 parameters", "state-bytes", cls="SGD",
-              hyper={"lr": 0.1, "momentum": 0.9}, dtype="float16")],
+        state_bytes("SGD without momentum", "SGD", {"lr": 0.1}),
+        state_bytes("SGD with momentum", "SGD", {"lr": 0.1, "momentum": 0.9}),
+        state_bytes("Adam", "Adam", {"lr": 0.01}),
+        state_bytes("AdamW", "AdamW", {"lr": 0.01}),
+        state_bytes("Adam on float64 parameters", "Adam", {"lr": 0.01}, dtype="float64"),
+        state_bytes("SGD with momentum on float16 parameters", "SGD", {"lr": 0.1, "momentum": 0.9}, dtype="float16")],
     "test-memory-estimate": [
         probe(f"estimate_training_memory({n}, {kind!r}, momentum={mu}, bytes_per_value={b})", "estimate",
               args=[n, kind], kwargs={"momentum": mu, "bytes_per_value": b})
@@ -129,11 +144,10 @@ PROBES = {
     ] + [probe(f"estimate_training_memory({n}, {kind!r}) raises ValueError", "raises", call="estimate",
                args=[n, kind]) for kind, n in [("rmsprop", 10), ("adam", -1)]],
     "test-checkpoint": [
-        probe("momentum state: copies out, checked copies in", "momentum-state"),
-        probe("SGD resumes from state_dict bit for bit", "resume", cls="SGD",
-              hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
-        probe("Adam resumes from state_dict bit for bit", "resume", cls="Adam", hyper={"lr": 0.01}),
-        probe("AdamW resumes from state_dict bit for bit", "resume", cls="AdamW", hyper={"lr": 0.01})],
+        probe("momentum state: copies out, checked copies in", "momentum-state", seed=41),
+        resume("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+        resume("Adam", {"lr": 0.01}),
+        resume("AdamW", {"lr": 0.01})],
     "test-corner-cases": [
         corner(cls, hyper, what, seed=50 + 4 * k + j)
         for k, (cls, hyper) in enumerate([("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
@@ -217,7 +231,7 @@ def _corner(ns, spec):
 
 def _base_params(ns, spec):
     Tensor = ns["Tensor"]
-    ps = [Tensor(x, requires_grad=True) for x in init(3)]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = ns["Optimizer"](p for p in ps)
     return {"is_list": isinstance(opt.params, list), "length": len(opt.params),
             "same": isinstance(opt.params, list) and all(a is b for a, b in zip(opt.params, ps))}
@@ -238,7 +252,7 @@ def _raises(ns, spec):
 
 def _zero_grad(ns, spec):
     Tensor = ns["Tensor"]
-    ps = [Tensor(x, requires_grad=True) for x in init(3)]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = ns["Optimizer"](ps)
     ps[0].grad, ps[1].grad, ps[2].grad = Tensor(ps[0].data), np.ones((4, 5)), None
     opt.zero_grad()
@@ -266,31 +280,31 @@ def _decay_only(ns, spec):
 
 
 def _contract(ns, spec):
-    "Parameter 1 never gets a gradient, parameter 2 gets a bare numpy array, the rest Tensors."
+    "Parameter `skip` never gets a gradient, parameter `as_array` gets a bare numpy array, the rest Tensors."
     Tensor = ns["Tensor"]
-    ps = [Tensor(x, requires_grad=True) for x in init(21)]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = ns[spec["cls"]](ps, **spec["hyper"])
     changed = []
-    for gs in grads(21, 3):
+    for gs in grads(spec["seed"], spec["steps"]):
         for i, (p, g) in enumerate(zip(ps, gs)):
-            p.grad = None if i == 1 else g.copy() if i == 2 else Tensor(g)
+            p.grad = None if i == spec["skip"] else g.copy() if i == spec["as_array"] else Tensor(g)
         kept = [_raw_grad(p) for p in ps]
         opt.step()
         changed.append([k is not None and not np.array_equal(_raw_grad(p), k) for p, k in zip(ps, kept)])
-    state = {a: getattr(opt, a)[1] is None for a in ("momentum_buffers", "m_buffers", "v_buffers")
+    state = {a: getattr(opt, a)[spec["skip"]] is None for a in ("momentum_buffers", "m_buffers", "v_buffers")
              if hasattr(opt, a)}
     return {"grad_changed": changed, "after": [_data(p) for p in ps], "no_state_for_unused": state,
             "step_count": opt.step_count}
 
 
 def _state_bytes(ns, spec):
-    "Parameter 1 gets no gradient, so it must get no state."
-    Tensor, dtype = ns["Tensor"], spec.get("dtype", "float32")
-    ps = [_parameter(Tensor, x) for x in init(31, dtype=dtype)]
+    "Parameter `skip` gets no gradient, so it must get no state."
+    Tensor, dtype = ns["Tensor"], spec["dtype"]
+    ps = [_parameter(Tensor, x) for x in init(spec["seed"], dtype=dtype)]
     opt = ns[spec["cls"]](ps, **spec["hyper"])
     before = opt.state_bytes()
-    for i, (p, g) in enumerate(zip(ps, grads(31, 1, dtype=dtype, bounded=True)[0])):
-        p.grad = None if i == 1 else Tensor(g, dtype=g.dtype)
+    for i, (p, g) in enumerate(zip(ps, grads(spec["seed"], 1, dtype=dtype, bounded=True)[0])):
+        p.grad = None if i == spec["skip"] else Tensor(g, dtype=g.dtype)
     opt.step()
     return {"before": before, "after": opt.state_bytes()}
 
@@ -301,11 +315,11 @@ def _estimate(ns, spec):
 
 def _momentum_state(ns, spec):
     Tensor, SGD = ns["Tensor"], ns["SGD"]
-    ps = [Tensor(x, requires_grad=True) for x in init(41)]
+    ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = SGD(ps, lr=0.1, momentum=0.9)
     out = {"has_momentum": [bool(opt.has_momentum()), bool(SGD(ps, lr=0.1).has_momentum())],
            "without_momentum": repr(SGD(ps, lr=0.1).get_momentum_state())}
-    for p, g in zip(ps, grads(41, 1)[0]):
+    for p, g in zip(ps, grads(spec["seed"], 1)[0]):
         p.grad = Tensor(g)
     opt.step()
     saved = opt.get_momentum_state()
@@ -325,13 +339,13 @@ def _momentum_state(ns, spec):
 
 
 def _resume(ns, spec):
-    "Six steps straight through, and three steps resumed from a state_dict taken after step three."
+    "`steps` steps straight through, and the last ones resumed from a state_dict taken after step `at`."
     Tensor, cls = ns["Tensor"], ns[spec["cls"]]
-    seq = grads(42, 6)
-    a = [Tensor(x, requires_grad=True) for x in init(42)]
+    seq = grads(spec["seed"], spec["steps"])
+    a = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt_a = cls(a, **spec["hyper"])
     for k, gs in enumerate(seq):
-        if k == 3:
+        if k == spec["at"]:
             ckpt, weights = opt_a.state_dict(), [p.data.copy() for p in a]
         for p, g in zip(a, gs):
             p.grad = Tensor(g)
@@ -339,7 +353,7 @@ def _resume(ns, spec):
     b = [Tensor(x, requires_grad=True) for x in weights]
     opt_b = cls(b, **spec["hyper"])
     opt_b.load_state_dict(ckpt)
-    for gs in seq[3:]:
+    for gs in seq[spec["at"]:]:
         for p, g in zip(b, gs):
             p.grad = Tensor(g)
         opt_b.step()

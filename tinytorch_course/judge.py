@@ -62,6 +62,82 @@ def decode(value, budget=None):
     return value
 
 
+# ---- the form of each report: anything else fails its check ----------------------------------
+ARRAY, ANY = "array", "any"  # a decoded numpy array; any value (the student's own return value, judged below)
+
+
+def listof(item, length=None):
+    "A list of `item`s, of exactly `length` items when given."
+    return ("list", item, length)
+
+
+def oneof(*forms):
+    return ("oneof", forms)
+
+
+def form_problem(value, form, where="result") -> str | None:
+    "What in `value` differs from `form` (a type, ARRAY, ANY, listof, oneof or {key: form}; '?key' is optional)."
+    if form == ANY:
+        return None
+    if form == ARRAY:
+        return None if isinstance(value, np.ndarray) else f"{where} should be an array"
+    if isinstance(form, tuple) and form[0] == "oneof":
+        problems = [form_problem(value, f, where) for f in form[1]]
+        return None if None in problems else problems[0]
+    if isinstance(form, tuple) and form[0] == "list":
+        if not isinstance(value, list) or (form[2] is not None and len(value) != form[2]):
+            return f"{where} should be a list" + (f" of {form[2]}" if form[2] is not None else "")
+        return next((p for i, v in enumerate(value) if (p := form_problem(v, form[1], f"{where}[{i}]"))), None)
+    if isinstance(form, dict):
+        keys = {k.lstrip("?") for k in form}
+        if not isinstance(value, dict) or set(value) - keys or any(k not in value for k in form if k[0] != "?"):
+            return f"{where} should have the keys {sorted(keys)}"
+        return next((p for k, f in form.items() if k.lstrip("?") in value
+                     and (p := form_problem(value[k.lstrip("?")], f, f"{where}.{k.lstrip('?')}"))), None)
+    if form is type(None):
+        return None if value is None else f"{where} should be None"
+    ok = isinstance(value, form) and (form is bool or not isinstance(value, bool))  # True is not an int here
+    return None if ok else f"{where} should be of type {form.__name__}"
+
+
+def _params(n=len(harness.SHAPES)):
+    return listof(ARRAY, n)
+
+
+FORMS = {  # probe -> the form of its report, from its spec
+    "trajectory": lambda s: listof(listof(_params(), s["steps"]), len(s["seeds"])),
+    "corner": lambda s: {"run": listof(_params(len(harness.CORNERS[s["corner"]][0])), s["steps"]),
+                         "buffer_dtypes": listof(str)},
+    "first-step": lambda s: {"after": _params()},
+    "decay-only": lambda s: {"after": _params()},
+    "contract": lambda s: {"grad_changed": listof(listof(bool, len(harness.SHAPES)), s["steps"]), "after": _params(),
+                           "no_state_for_unused": {"?momentum_buffers": bool, "?m_buffers": bool, "?v_buffers": bool},
+                           "step_count": ANY},
+    "state-bytes": lambda s: {"before": ANY, "after": ANY},
+    "estimate": lambda s: {"result": dict},
+    "raises": lambda s: {"raised": oneof(str, type(None)), "?message": str},
+    "zero-grad": lambda s: {"cleared": listof(bool, len(harness.SHAPES))},
+    "base-params": lambda s: {"is_list": bool, "length": int, "same": bool},
+    "momentum-state": lambda s: {"has_momentum": listof(bool, 2), "without_momentum": str,
+                                 "saved": oneof(listof(oneof(ARRAY, type(None))), type(None)),
+                                 "out_is_copy": bool, "in_is_copy": bool, "wrong_count": oneof(str, type(None))},
+    "resume": lambda s: {"straight": _params(), "resumed": _params()},
+}
+
+
+def non_finite(value) -> int:
+    "How many NaNs and infinities `value` holds, in its arrays and numbers, however deep."
+    if isinstance(value, np.ndarray):
+        return int(np.count_nonzero(~np.isfinite(value))) if value.dtype.kind in "fc" else 0
+    if isinstance(value, float):
+        return 0 if math.isfinite(value) else 1
+    if isinstance(value, dict):
+        return sum(non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(non_finite(v) for v in value)
+    return 0
+
+
 # ---- references ------------------------------------------------------------------------------
 def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
     "Independent float64 trajectory for 'sgd', 'adam', 'adamw' or 'adamw-after' (decay after the step)."
@@ -89,13 +165,24 @@ def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8,
 
 
 def worst_error(got, want, init):
-    "Largest deviation from the reference, relative to how far the reference moved that parameter."
+    """Largest deviation from the reference, relative to how far the reference moved that parameter.
+
+    A NaN or an infinity anywhere is an infinite miss: Python's `max(0.0, nan)` is 0.0, so every
+    comparison here goes through `_worst`, which never lets a non-finite number through as small."""
     worst = 0.0
-    for got_step, want_step in zip(got, want):
-        for g, w, x0 in zip(got_step, want_step, init):
+    for got_step, want_step in zip(got, want, strict=True):
+        for g, w, x0 in zip(got_step, want_step, init, strict=True):
             moved = max(float(np.max(np.abs(w - x0))), 1e-30)
-            worst = max(worst, float(np.max(np.abs(np.asarray(g, np.float64) - w))) / moved)
-    return worst if math.isfinite(worst) else math.inf
+            worst = _worst(worst, np.abs(np.asarray(g, np.float64) - w) / moved)
+    return worst
+
+
+def _worst(so_far: float, errors) -> float:
+    "The larger of `so_far` and every value of `errors`; infinity if any of them is not finite."
+    errors = np.asarray(errors, np.float64)
+    if errors.size and not np.all(np.isfinite(errors)):
+        return math.inf
+    return max(so_far, float(np.max(errors))) if errors.size else so_far
 
 
 def _shapes_ok(arrays, shapes=harness.SHAPES, dtype=None):
@@ -146,6 +233,10 @@ def _corner(spec, value):
     problem = _run_problem(spec, value["run"], shapes, dtype)
     if problem:
         return False, f"{spec['check']}: {problem}.", None
+    copies = _copies(spec)
+    if len(value["buffer_dtypes"]) != copies * len(shapes):
+        return False, (f"{spec['check']}: expected {copies} state buffer(s) per parameter in the buffer lists "
+                       f"`state_names` names, found {len(value['buffer_dtypes'])} in all"), None
     wrong = sorted({d for d in value["buffer_dtypes"] if d != dtype})
     if wrong:
         return False, f"{spec['check']}: state buffers should have the parameter's dtype ({dtype}), not {wrong[0]}.", None
@@ -158,9 +249,9 @@ def _first_step(spec, value):
     problem = _shapes_ok(after)
     if problem:
         return False, f"{spec['check']}: {problem}.", None
-    before = harness.init(spec["seed"])
-    off = max(float(np.max(np.abs(np.abs(np.asarray(a, np.float64) - b) / lr - 1))) for a, b in zip(after, before))
-    off = off if math.isfinite(off) else math.inf
+    off = 0.0
+    for a, b in zip(after, harness.init(spec["seed"]), strict=True):
+        off = _worst(off, np.abs(np.abs(np.asarray(a, np.float64) - b) / lr - 1))
     return off <= 1e-3, (f"{spec['check']}: the first Adam step should move each weight by about lr, but some move "
                          f"{off:.1%} more or less; check the bias correction on step 1"), off / 1e-3
 
@@ -171,16 +262,16 @@ def _decay_only(spec, value):
     if problem:
         return False, f"{spec['check']}: {problem}.", None
     factor = (1 - spec["lr"] * spec["weight_decay"]) ** 4
+    err = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        err = max(float(np.max(np.abs(np.asarray(a, np.float64) / x - factor))) for a, x in
-                  zip(after, harness.init(spec["seed"])))
-    err = err if math.isfinite(err) else math.inf
+        for a, x in zip(after, harness.init(spec["seed"]), strict=True):
+            err = _worst(err, np.abs(np.asarray(a, np.float64) / x - factor))
     return err <= 1e-5, (f"{spec['check']}: with zero gradients AdamW should shrink every weight by the same factor "
                          f"each step; off by {err:.1e}. The decay must not go through the gradient or the moments"), err / 1e-5
 
 
 def _contract(spec, value):
-    name, init = spec["cls"], harness.init(21)
+    name, init, skip = spec["cls"], harness.init(spec["seed"]), spec["skip"]
     after = value["after"]
     problem = _shapes_ok(after)
     if problem:
@@ -189,17 +280,22 @@ def _contract(spec, value):
         for i, changed in enumerate(step):
             if changed:
                 return False, f"{name}.step() changed the gradient of parameter {i}", None
-    if not np.array_equal(after[1], init[1]):
+    if not np.array_equal(after[skip], init[skip]):
         return False, f"{name} moved a parameter whose grad is None", None
-    if not all(value["no_state_for_unused"].values()):
+    if not all(flag is True for flag in value["no_state_for_unused"].values()):
         return False, f"{name} created state for a parameter that never had a gradient", None
-    if np.array_equal(after[2], init[2]):
+    if np.array_equal(after[spec["as_array"]], init[spec["as_array"]]):
         return False, f"{name} should accept a gradient given as a numpy array", None
     if not all(a.dtype == np.float32 for a in after):
         return False, f"{name} changed a float32 parameter's dtype", None
-    if value["step_count"] != 3:
-        return False, f"{name}.step_count should count step() calls (3), not {value['step_count']}", None
+    if _integer(value["step_count"]) != spec["steps"]:
+        return False, f"{name}.step_count should count step() calls ({spec['steps']}), not {value['step_count']}", None
     return True, f"{name} keeps the step contract", None
+
+
+def _copies(spec) -> int:
+    "How many state buffers per trained parameter the optimizer of `spec` keeps."
+    return 2 if spec["cls"] != "SGD" else (1 if spec["hyper"].get("momentum") else 0)
 
 
 def _integer(x):
@@ -209,9 +305,9 @@ def _integer(x):
 
 def _state_bytes(spec, value):
     name = spec["check"].replace("state_bytes of ", "")
-    copies = 2 if spec["cls"] != "SGD" else (1 if spec["hyper"].get("momentum") else 0)
-    trained = sum(int(np.prod(s)) for i, s in enumerate(harness.SHAPES) if i != 1)  # parameter 1 had no gradient
-    dtype = spec.get("dtype", "float32")
+    copies = _copies(spec)
+    trained = sum(int(np.prod(s)) for i, s in enumerate(harness.SHAPES) if i != spec["skip"])  # no gradient, no state
+    dtype = spec["dtype"]
     want = copies * trained * np.dtype(dtype).itemsize
     before, after = _integer(value["before"]), _integer(value["after"])
     if before != 0:
@@ -251,13 +347,15 @@ def _raises(spec, value):
 
 
 def _zero_grad(spec, value):
-    return all(value["cleared"]), "zero_grad should set every gradient to None, Tensor or array", None
+    cleared = value["cleared"]
+    return len(cleared) == len(harness.SHAPES) and all(flag is True for flag in cleared), \
+        "zero_grad should set every gradient to None, Tensor or array", None
 
 
 def _base_params(spec, value):
-    if not value["is_list"] or value["length"] != len(harness.SHAPES):
+    if value["is_list"] is not True or value["length"] != len(harness.SHAPES):
         return False, "params should become a list, even from a generator", None
-    return bool(value["same"]), "params should hold the very tensors you were given, not copies", None
+    return value["same"] is True, "params should hold the very tensors you were given, not copies", None
 
 
 def _momentum_state(spec, value):
@@ -266,12 +364,12 @@ def _momentum_state(spec, value):
     if value["without_momentum"] != "None":
         return False, "get_momentum_state should return None without momentum", None
     saved = value["saved"]
-    if _shapes_ok(saved) or not all(np.array_equal(np.asarray(s, np.float64), np.asarray(g, np.float64))
-                                    for s, g in zip(saved, harness.grads(41, 1)[0])):
+    if saved is None or _shapes_ok(saved) or not all(np.array_equal(np.asarray(s, np.float64), np.asarray(g, np.float64))
+                                    for s, g in zip(saved, harness.grads(spec["seed"], 1)[0])):
         return False, "after one step, get_momentum_state should hold one velocity per parameter (v = g)", None
-    if not value["out_is_copy"]:
+    if value["out_is_copy"] is not True:
         return False, "get_momentum_state should return copies", None
-    if not value["in_is_copy"]:
+    if value["in_is_copy"] is not True:
         return False, "set_momentum_state should store copies", None
     return value["wrong_count"] == "ValueError", \
         "set_momentum_state with the wrong number of buffers should raise ValueError", None
@@ -303,7 +401,15 @@ def judge_check(spec, reports: list) -> dict:
     if "error" in report:
         return {**result, "message": f"{spec['check']}: raised {str(report['error'])[:300]}"}
     try:
-        passed, message, ratio = VERDICTS[spec["probe"]](spec, decode(report.get("value")))
+        value = decode(report.get("value"))
+        problem = form_problem(value, FORMS[spec["probe"]](spec))
+        if problem:
+            raise Unreadable(problem)
+        bad = non_finite(value)
+        if bad:  # every input and every reference is finite: a NaN or an infinity is never right here
+            return {**result, "message": f"{spec['check']}: {bad} value(s) became NaN or infinite; a correct "
+                    "optimizer keeps every number finite on these inputs"}
+        passed, message, ratio = VERDICTS[spec["probe"]](spec, value)
     except Exception as exc:  # a malformed report fails its own check and nothing else
         return {**result, "message": f"{spec['check']}: the grader could not read the result ({type(exc).__name__})"}
     return {"check": spec["check"], "passed": bool(passed), "ratio": ratio,

@@ -181,7 +181,7 @@ class Judge(NbGraderPreprocessor):
         failed = any(o.get("output_type") == "error" for o in cell.outputs)
         verdicts = [] if failed else judge_cell(cell.metadata.nbgrader["grade_id"], reports)
         passed = sum(v["passed"] for v in verdicts)
-        score = 0.0 if failed else points * passed / len(verdicts) if verdicts else points
+        score = points * passed / len(verdicts) if verdicts and not failed else 0.0  # no judged check, no points
         if failed:  # for the class report: every check of the cell failed, with the visible error as the reason
             from .harness import PROBES
             error = next(o for o in cell.outputs if o.get("output_type") == "error")
