@@ -13,18 +13,10 @@ else
 STAMP :=
 endif
 
-.PHONY: help install system-deps export clean-nbs demo notebooks test lab release autograde feedback grades report bench
+.PHONY: help install system-deps export clean-nbs demo notebooks test lab release collect autograde feedback grades report bench
 
-help:
-	@echo "make demo    install, export the package, run every notebook, print a summary"
-	@echo "make test    the test suite (package, notebooks, nbdev, nbgrader)"
-	@echo "make export  regenerate tinytorch/ from modules/ with nbdev"
-	@echo "make lab     JupyterLab on the modules"
-	@echo "make release    nbgrader generate_assignment + the student repository in dist/student/"
-	@echo "make autograde  grade submitted/*/07_optimizers/ in parallel (WORKERS=N, default: cores)"
-	@echo "make feedback   feedback/<student>/07_optimizers/optimizers.html"
-	@echo "make grades     grades.csv and a grade table (LMS=canvas ROSTER=export.csv: Canvas's import file too)"
-	@echo "make report     report.html: what the class got wrong, who needs a person"
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
 
 .venv/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
@@ -32,14 +24,14 @@ help:
 	.venv/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv (the project editable, with its dev extra)
 
 # What grading and the tests need from Debian, as command:package: bubblewrap (every grading kernel
 # runs in bwrap), chromium (the JupyterLab test) and postgresql (the PostgreSQL gradebook test).
 # Installed with apt-get as root or with passwordless sudo; otherwise make stops and prints the
 # command to run. `make demo` needs only bwrap.
 APT_NEEDS ?= bwrap:bubblewrap chromium:chromium pg_ctlcluster:postgresql
-system-deps:
+system-deps: ## apt-get the Debian packages grading and the tests need (bubblewrap, chromium, postgresql)
 	@missing=""; \
 	for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || missing="$$missing $${need#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -59,58 +51,64 @@ endif
 	.venv/bin/python -m pip install --quiet -e '.[dev,oracle]'
 	touch $@
 
-export: install
+export: install ## regenerate tinytorch/ from modules/ with nbdev
 	$(BIN)/nbdev-export
 
-clean-nbs: install
+clean-nbs: install ## nbdev-clean the notebooks
 	$(BIN)/nbdev-clean
 
 WORKERS ?= 0
-GRADING := $(BIN)/python -m tinytorch_course.grading
+GRADING := $(BIN)/python -m tinytorch_course.cli
 
 # The instructor's whole path on bundled example submissions (see tinytorch_course/demo.py).
-demo: export
+demo: export ## install, export, run every notebook, then release -> autograde -> feedback -> grades on examples
 	@$(MAKE) --no-print-directory system-deps APT_NEEDS=bwrap:bubblewrap
 	$(BIN)/python -m tinytorch_course.demo
 
-notebooks: export
+notebooks: export ## run every notebook top to bottom
 	$(BIN)/python -m tinytorch_course.demo --notebooks-only
 
-release: install
+release: install ## nbgrader generate_assignment + the student repository in dist/student/
 	$(GRADING) release
+
+# LMS=canvas ZIP=submissions.zip ROSTER=canvas-export.csv: Canvas's archive into submitted/ (nbgrader zip_collect).
+collect: install ## submissions into submitted/ (LMS=canvas ZIP=<Download Submissions archive> ROSTER=<gradebook export>)
+	$(GRADING) collect --lms "$(LMS)" --zip "$(ZIP)" --roster "$(ROSTER)" $(ARGS)
 
 # ENGINE=dask SCHEDULER=tcp://host:8786 grades on a Dask cluster; this machine still writes the gradebook.
 ENGINE ?= local
-autograde: install
+autograde: install ## grade submitted/*/07_optimizers/ (WORKERS=N; ENGINE=dask SCHEDULER=tcp://host:8786)
 ifeq ($(ENGINE),dask)
 	$(GRADING) autograde --scheduler $(SCHEDULER) $(ARGS)
 else
 	$(GRADING) autograde --workers $(WORKERS) $(ARGS)
 endif
 
-feedback: install
+feedback: install ## feedback/<student>/07_optimizers/optimizers.html
 	$(GRADING) feedback
 
-report: install
-	$(BIN)/python -m tinytorch_course.report
+report: install ## report.html: what the class got wrong, who needs a person
+	$(GRADING) report
 
 # LMS=canvas ROSTER=canvas-export.csv [CANVAS_COLUMN="07 Optimizers"]: also Canvas's import file.
 CANVAS_COLUMN ?= 07_optimizers
-grades: install
+grades: install ## grades.csv and a table (LMS=canvas ROSTER=export.csv: Canvas's import file too)
 ifeq ($(LMS),canvas)
 	$(GRADING) grades --lms canvas --roster "$(ROSTER)" --column "$(CANVAS_COLUMN)" $(ARGS)
 else
 	$(GRADING) grades $(ARGS)
 endif
 
-test: install system-deps $(ORACLE)
+test: install system-deps $(ORACLE) ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # Benchmarks print ratios measured in one run; torch comes from the oracle extra.
-bench: install
+bench: install ## the benchmarks (ratios against a reference timed in the same run)
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/autograde_parallel.py
 	$(BIN)/python benchmarks/class_report.py
 
-lab: install
+lab: install ## JupyterLab on the modules
 	$(BIN)/jupyter lab modules

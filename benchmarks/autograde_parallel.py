@@ -8,6 +8,7 @@ Builds identical scratch courses of N example submissions (correct styles and bu
 3. `make autograde` with W workers, skipping the cells tagged `demo` (today's pipeline).
 All three run each kernel in the sandbox and judge outside it. Prints seconds per submission and ratios.
 """
+
 import argparse
 import itertools
 import os
@@ -17,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinytorch_course.examples import BUGS, CORRECT
-from tinytorch_course.submissions import write_submission
-from tinytorch_course import batch
-from tinytorch_course.batch import autograde
-from tinytorch_course.course import ASSIGNMENT, Course, scratch_course
+import tinytorch_course.grading.autograde as driver
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.examples.submissions import BUGS, CORRECT
+from tinytorch_course.grading.course import ASSIGNMENT, Course, scratch_course
 
 
 def make_course(dest: Path, n: int, run_demo: bool) -> Course:
@@ -38,6 +38,7 @@ def make_course(dest: Path, n: int, run_demo: bool) -> Course:
 
 def scores(course: Course) -> dict:
     from nbgrader.api import Gradebook
+
     with Gradebook(course.db_url) as gb:
         return {s.student_id: s.score for s in gb.assignment_submissions(ASSIGNMENT)}
 
@@ -45,8 +46,10 @@ def scores(course: Course) -> dict:
 def cost_model(core_seconds: float, writes_per_second: float, counts=(1_000, 10_000), workers=(2, 16, 128)) -> None:
     """Projected wall time of a batch: submissions x core-seconds each / workers, one core per worker,
     but never faster than the single gradebook writer records them (measured above)."""
-    print(f"cost model: {core_seconds:.2f} core-seconds per submission, the writer at {writes_per_second:.0f} "
-          "submissions/s (both measured above)")
+    print(
+        f"cost model: {core_seconds:.2f} core-seconds per submission, the writer at {writes_per_second:.0f} "
+        "submissions/s (both measured above)"
+    )
     print(f"  {'submissions':>11s} " + " ".join(f"{f'{k} workers':>12s}" for k in workers))
     for n in counts:
         cells = []
@@ -64,30 +67,37 @@ def main():
     scratch = Path(tempfile.mkdtemp(prefix="bench-autograde-"))
     try:
         n, w = args.submissions, args.workers
-        seq, full, skip = (make_course(scratch / name, n, run_demo) for name, run_demo in
-                           [("sequential", True), ("all-cells", True), ("demo-skipped", False)])
+        seq, full, skip = (
+            make_course(scratch / name, n, run_demo)
+            for name, run_demo in [("sequential", True), ("all-cells", True), ("demo-skipped", False)]
+        )
         start = time.perf_counter()
         seq.tool("nbgrader", "autograde", ASSIGNMENT)
         t_seq = time.perf_counter() - start
         times, writing = {}, []
-        timed_record = batch.record
+        timed_record = driver.record
 
         def record(*args):  # the single writer's own time per submission
             start = time.perf_counter()
             timed_record(*args)
             writing.append(time.perf_counter() - start)
-        batch.record = record
+
+        driver.record = record
         for name, course in [("all", full), ("skip", skip)]:
             start = time.perf_counter()
-            autograde(course, workers=w, progress=False)
+            driver.autograde(course, workers=w, progress=False)
             times[name] = time.perf_counter() - start
         same = scores(seq) == scores(full) == scores(skip)
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {n} submissions")
         print(f"  nbgrader autograde, sequential, every cell: {t_seq:7.1f} s  ({t_seq / n:.2f} s each)")
         print(f"  make autograde, {w} workers, every cell:     {times['all']:7.1f} s  ({times['all'] / n:.2f} s each)")
-        print(f"  make autograde, {w} workers, demo skipped:   {times['skip']:7.1f} s  ({times['skip'] / n:.2f} s each)")
-        print(f"  skipping demo cells: {times['all'] / times['skip']:.2f}x fewer seconds per submission; "
-              f"against sequential nbgrader: {t_seq / times['skip']:.2f}x   grades identical: {same}")
+        print(
+            f"  make autograde, {w} workers, demo skipped:   {times['skip']:7.1f} s  ({times['skip'] / n:.2f} s each)"
+        )
+        print(
+            f"  skipping demo cells: {times['all'] / times['skip']:.2f}x fewer seconds per submission; "
+            f"against sequential nbgrader: {t_seq / times['skip']:.2f}x   grades identical: {same}"
+        )
         print(f"  the gradebook writer: {1e3 * sum(writing) / len(writing):.0f} ms per submission")
         cost_model(times["skip"] * w / n, len(writing) / sum(writing))  # measured here
         return 0 if same else 1

@@ -3,11 +3,13 @@
     python benchmarks/optimizer_step.py [--sizes 1000000 10000000] [--repeats 10]
 
 For SGD with momentum, Adam and AdamW: median time of one step of tinytorch's optimizer on one
-float32 parameter of N values, on one thread and on all cores (the package's `for_each_block`), torch.optim's with foreach=False / foreach=True / fused=True on all
-cores and foreach=True on one core (when the `oracle` extra is installed), the ratios, the effective bandwidth against the bytes the step must
+float32 parameter of N values, on one thread and on all cores (the package's `for_each_block`),
+torch.optim's with foreach=False / foreach=True / fused=True on all cores and foreach=True on one core
+(when the `oracle` extra is installed), the ratios, the effective bandwidth against the bytes the step must
 move (Adam/AdamW 28 per parameter, SGD-momentum 20), the machine's copy bandwidth measured here, and
 the tracemalloc peak during one step beyond the optimizer's state.
 """
+
 import argparse
 import statistics
 import time
@@ -21,8 +23,11 @@ from tinytorch.core.tensor import Tensor
 
 # bytes read + written per parameter: p, g, state buffers read; p and state buffers written
 BYTES = {"SGD-momentum": 4 * (3 + 2), "Adam": 4 * (4 + 3), "AdamW": 4 * (4 + 3)}
-OURS = {"SGD-momentum": lambda p: SGD(p, lr=1e-3, momentum=0.9),
-        "Adam": lambda p: Adam(p, lr=1e-3), "AdamW": lambda p: AdamW(p, lr=1e-3, weight_decay=0.01)}
+OURS = {
+    "SGD-momentum": lambda p: SGD(p, lr=1e-3, momentum=0.9),
+    "Adam": lambda p: Adam(p, lr=1e-3),
+    "AdamW": lambda p: AdamW(p, lr=1e-3, weight_decay=0.01),
+}
 
 
 def median_seconds(step, repeats: int) -> float:
@@ -62,14 +67,19 @@ def torch_times(name: str, n: int, repeats: int) -> dict:
     except ImportError:
         return {}
     cls = {"SGD-momentum": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[name]
-    kwargs = {"lr": 1e-3, **({"momentum": 0.9} if name == "SGD-momentum" else {}),
-              **({"weight_decay": 0.01} if name == "AdamW" else {})}
+    kwargs = {
+        "lr": 1e-3,
+        **({"momentum": 0.9} if name == "SGD-momentum" else {}),
+        **({"weight_decay": 0.01} if name == "AdamW" else {}),
+    }
     out = {}
     threads = torch.get_num_threads()
-    for label, flags, use in [("foreach=False", {"foreach": False}, threads),
-                              ("foreach=True", {"foreach": True}, threads),
-                              ("fused=True", {"fused": True}, threads),
-                              ("foreach=True 1 thread", {"foreach": True}, 1)]:
+    for label, flags, use in [
+        ("foreach=False", {"foreach": False}, threads),
+        ("foreach=True", {"foreach": True}, threads),
+        ("fused=True", {"fused": True}, threads),
+        ("foreach=True 1 thread", {"foreach": True}, 1),
+    ]:
         p = torch.randn(n, requires_grad=True)
         p.grad = torch.randn(n)
         torch.set_num_threads(use)  # numpy's ufuncs run on one core; torch's kernels on all of them
@@ -92,6 +102,7 @@ def main():
     args = parser.parse_args()
     try:
         import torch
+
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     except ImportError:
         print("torch is not installed (pip install -e '.[oracle]'): reporting tinytorch and bandwidth only")
@@ -100,15 +111,19 @@ def main():
     for n in args.sizes:
         bw = copy_bandwidth(n, args.repeats)
         print(f"\n{n:,} float32 parameters; copy bandwidth {bw:.1f} GB/s")
-        print(f"{'optimizer':13s} {'ours ms':>8s} {'all-core':>8s} {'GB/s':>6s} {'transient/param':>15s}   "
-              f"torch: ms (ours on all cores / torch)")
+        print(
+            f"{'optimizer':13s} {'ours ms':>8s} {'all-core':>8s} {'GB/s':>6s} {'transient/param':>15s}   "
+            f"torch: ms (ours on all cores / torch)"
+        )
         for name in OURS:
             one, _ = ours(name, n, args.repeats, 1)
             seconds, peak = ours(name, n, args.repeats, cores)
             theirs = torch_times(name, n, args.repeats)
             cells = [f"{label} {t * 1e3:.1f} ({seconds / t:.2f}x)" for label, t in theirs.items() if t]
-            print(f"{name:13s} {one * 1e3:8.1f} {seconds * 1e3:8.1f} {BYTES[name] * n / seconds / 1e9:6.1f} "
-                  f"{peak / (4 * n):14.3f}x   " + ", ".join(cells))
+            print(
+                f"{name:13s} {one * 1e3:8.1f} {seconds * 1e3:8.1f} {BYTES[name] * n / seconds / 1e9:6.1f} "
+                f"{peak / (4 * n):14.3f}x   " + ", ".join(cells)
+            )
 
 
 if __name__ == "__main__":

@@ -1,21 +1,23 @@
 """Measure, in-process, how close each example submission comes to every hidden tolerance.
 
 For each example, the notebook's code cells run in one namespace (cells tagged `demo`, which only
-draw or time, are skipped, as in grading). Each graded cell's hidden probes (`tinytorch_course.harness`) report straight to a list,
-and the judge (`tinytorch_course.judge`) rules on them exactly as in grading, recording error /
-tolerance for every numerical check. Used by test_tolerances.py; run it directly for the table:
+draw or time, are skipped, as in grading). Each graded cell's hidden probes
+(`tinytorch_course.checks.harness`) report straight to a list, and the judge
+(`tinytorch_course.checks.judge`) rules on them exactly as in grading, recording error / tolerance
+for every numerical check. Used by test_tolerances.py; run it directly for the table:
 python tests/calibration.py
 """
+
 import contextlib
 import io
 import json
 import warnings
 
-from tinytorch_course import harness
-from tinytorch_course.examples import BUGS, CORRECT, cell_source
-from tinytorch_course.submissions import build
-from tinytorch_course.judge import judge_cell
-
+from tinytorch_course.checks import harness
+from tinytorch_course.checks.judge import judge_cell
+from tinytorch_course.examples.build import build
+from tinytorch_course.examples.submissions import BUGS, CORRECT
+from tinytorch_course.student.notebook import cell_source
 
 
 def measure(name: str) -> dict:
@@ -31,13 +33,19 @@ def measure(name: str) -> dict:
             continue
         visible, _, hidden = src.partition("### BEGIN HIDDEN TESTS")
         reports = []
-        ns["_observe"] = lambda cell_id, namespace: harness.observe(cell_id, namespace, publish=reports.append)
+        ns["_observe"] = lambda cell_id, namespace, out=reports: harness.observe(cell_id, namespace, publish=out.append)
         for part in (visible, hidden):  # hidden checks are measured even when a visible assert fails
             try:
                 with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    exec(compile(part.replace("from tinytorch_course.harness import observe as _observe", ""),
-                                 meta.get("grade_id", "cell"), "exec"), ns)
+                    exec(
+                        compile(
+                            part.replace("from tinytorch_course.checks.harness import observe as _observe", ""),
+                            meta.get("grade_id", "cell"),
+                            "exec",
+                        ),
+                        ns,
+                    )
             except Exception:  # as under autograde, a failing cell does not stop the notebook
                 if meta.get("grade") and meta["grade_id"] not in failed:
                     failed.append(meta["grade_id"])
@@ -55,5 +63,7 @@ if __name__ == "__main__":
     for check in checks:
         ok = max(rows[n]["ratios"].get(check, 0) for n in CORRECT)
         caught = sorted((r["ratios"][check], n) for n, r in rows.items() if n in BUGS and r["ratios"].get(check, 0) > 1)
-        print(f"{check:48s} worst correct {ok:8.2e}  bugs caught {len(caught):2d}"
-              + (f", nearest {caught[0][1]} at {caught[0][0]:.1e}" if caught else ""))
+        print(
+            f"{check:48s} worst correct {ok:8.2e}  bugs caught {len(caught):2d}"
+            + (f", nearest {caught[0][1]} at {caught[0][0]:.1e}" if caught else "")
+        )

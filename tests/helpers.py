@@ -1,4 +1,5 @@
 """Shared test helpers and Hypothesis strategies (one place, as in minitorch)."""
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -30,9 +31,12 @@ def oracle_case(k: int) -> dict:
     "Case k of the torch comparison: optimizer, hyperparameters, shapes, starting values, gradients."
     rng = np.random.default_rng(1000 + k)
     kind = ("sgd", "adam", "adamw")[k % 3]
-    case = {"kind": kind, "lr": float(10 ** rng.uniform(-3, -1)),
-            "weight_decay": float(rng.choice([0.0, 10 ** rng.uniform(-3, -1)])),
-            "scale": float(10.0 ** rng.choice([-6, -3, 0, 1]))}
+    case = {
+        "kind": kind,
+        "lr": float(10 ** rng.uniform(-3, -1)),
+        "weight_decay": float(rng.choice([0.0, 10 ** rng.uniform(-3, -1)])),
+        "scale": float(10.0 ** rng.choice([-6, -3, 0, 1])),
+    }
     if kind == "sgd":
         case["momentum"] = float(rng.choice([0.0, 0.5, 0.9]))
     else:
@@ -41,8 +45,9 @@ def oracle_case(k: int) -> dict:
     ndims = [0, 1, 2, 3]
     case["shapes"] = [tuple(int(d) for d in rng.integers(1, 5, size=n)) for n in ndims]
     case["init"] = [rng.normal(size=s).astype(np.float32) for s in case["shapes"]]
-    case["grads"] = [[(case["scale"] * rng.normal(size=s)).astype(np.float32) for s in case["shapes"]]
-                     for _ in range(ORACLE_STEPS)]
+    case["grads"] = [
+        [(case["scale"] * rng.normal(size=s)).astype(np.float32) for s in case["shapes"]] for _ in range(ORACLE_STEPS)
+    ]
     return case
 
 
@@ -55,6 +60,7 @@ def hyperparameters(case: dict) -> dict:
 def tinytorch_trajectory(case: dict) -> dict:
     "Parameter values at each snapshot step, from the exported tinytorch optimizers."
     from tinytorch.core.optimizers import SGD, Adam, AdamW
+
     cls = {"sgd": SGD, "adam": Adam, "adamw": AdamW}[case["kind"]]
     params = [Tensor(x, requires_grad=True) for x in case["init"]]
     opt, out = cls(params, **hyperparameters(case)), {}
@@ -70,6 +76,7 @@ def tinytorch_trajectory(case: dict) -> dict:
 def torch_trajectory(case: dict) -> dict:
     "The same, from torch.optim (foreach=False, float32)."
     import torch
+
     cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[case["kind"]]
     params = [torch.tensor(x, requires_grad=True) for x in case["init"]]
     opt, out = cls(params, foreach=False, **hyperparameters(case)), {}
@@ -97,14 +104,17 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, SOURCE as SOURCE_NB, points  # noqa: E402,F401
+from tinytorch_course.grading.course import ASSIGNMENT, NOTEBOOK, points  # noqa: E402,F401
+from tinytorch_course.grading.course import SOURCE as SOURCE_NB  # noqa: E402
+
 AUTO = points()["auto"]  # what a correct submission earns before its written answers are graded  # noqa: E305
 MARKERS = re.compile(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 MARKERS_AND_REGIONS = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", re.S)
 
 
-from tinytorch_course.examples import cell_source  # noqa: E402,F401
-from tinytorch_course.course import run_script as run_tool, tool_env  # noqa: E402,F401
+from tinytorch_course.grading.course import run_script as run_tool  # noqa: E402,F401
+from tinytorch_course.grading.course import tool_env  # noqa: E402,F401
+from tinytorch_course.student.notebook import cell_source  # noqa: E402,F401
 
 
 def read_nb(path) -> dict:
@@ -138,20 +148,26 @@ def secret_lines(kinds=("SOLUTION", "HIDDEN TESTS")) -> set:
 
 def make_course(dest: Path) -> Path:
     "A throwaway course folder holding the nbgrader config and the module 07 source."
-    from tinytorch_course.course import scratch_course
+    from tinytorch_course.grading.course import scratch_course
+
     return scratch_course(dest).root
 
 
 def tree_hash(folder, skip=()) -> dict:
     "{relative path: sha256} of every file under `folder`, leaving out paths that start with one of `skip`."
     import hashlib
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(folder).rglob("*")) if p.is_file() and not str(p.relative_to(folder)).startswith(skip)}
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file() and not str(p.relative_to(folder)).startswith(skip)
+    }
 
 
 def released_course(dest: Path, timeout: int | None = None, db_url: str | None = None):
     "A throwaway course, released (nbgrader generate_assignment), with a shorter cell timeout or another gradebook."
-    from tinytorch_course.course import Course
+    from tinytorch_course.grading.course import Course
+
     root = make_course(dest)
     with open(root / "nbgrader_config.py", "a") as f:
         if timeout:
@@ -166,13 +182,15 @@ def released_course(dest: Path, timeout: int | None = None, db_url: str | None =
 def submission_scores(course: Path) -> dict:
     "{student: (score, max_score)} from the course's gradebook."
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         return {s.student_id: (s.score, s.max_score) for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
 def completed_notebook(release_nb: dict, style: str) -> dict:
     "The student notebook with every solution cell taken from example submission `style`, markers removed."
-    from tinytorch_course.submissions import build
+    from tinytorch_course.examples.build import build
+
     solved = {nbgrader_meta(c).get("grade_id"): cell_source(c) for c in json.loads(build(style))["cells"]}
     nb = json.loads(json.dumps(release_nb))
     for cell in nb["cells"]:
@@ -184,11 +202,19 @@ def completed_notebook(release_nb: dict, style: str) -> dict:
 
 def notebook_errors(nb: dict) -> list:
     "(cell index, exception name, message) of every error output of an executed notebook."
-    return [(i, out["ename"], out.get("evalue", "")) for i, cell in enumerate(nb["cells"])
-            for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    return [
+        (i, out["ename"], out.get("evalue", ""))
+        for i, cell in enumerate(nb["cells"])
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
 
 
 def printed_text(nb: dict) -> str:
     "Everything an executed notebook printed to stdout."
-    return "".join("".join(out.get("text", "")) for cell in nb["cells"] for out in cell.get("outputs", [])
-                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    return "".join(
+        "".join(out.get("text", ""))
+        for cell in nb["cells"]
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stdout"
+    )

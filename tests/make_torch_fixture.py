@@ -4,6 +4,7 @@ Run from the repository root with torch installed (`pip install -e '.[oracle]'`)
     python tests/make_torch_fixture.py
 The cases themselves are defined (seeded) in tests/helpers.py.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from helpers import ORACLE_CASES, oracle_case, torch_trajectory
 
 def main():
     import torch
+
     arrays = {"torch_version": np.array(torch.__version__)}
     for k in range(ORACLE_CASES):
         for t, params in torch_trajectory(oracle_case(k)).items():

@@ -5,6 +5,7 @@ repo2docker's own detection (`repo2docker --no-build`, no Docker needed) must pi
 wheels for that Python on Binder's platform (Linux x86_64, Ubuntu 24.04's glibc 2.39): a pin that
 needs a newer Python, or has no wheel there, fails the image build at the student's first click.
 """
+
 import json
 import re
 import subprocess
@@ -13,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch_course.student_repo import binder_python
+from tinytorch_course.release import binder_python
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(5, 40)] + ["manylinux2014_x86_64", "manylinux2010_x86_64",
-                                                                          "manylinux1_x86_64"]
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(5, 40)] + [
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def repo2docker_python(repo: Path) -> str:
@@ -37,15 +41,37 @@ def test_repo2docker_builds_the_python_runtime_txt_names(student_repo):
 def test_every_requirement_resolves_as_wheels_for_binders_python(student_repo, tmp_path):
     version = repo2docker_python(student_repo)
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:",
-           "--python-version", version, "--implementation", "cp", *platforms, "--target", str(tmp_path / "t"),
-           "--report", str(tmp_path / "report.json"), "-r", str(student_repo / "binder" / "requirements.txt")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--only-binary=:all:",
+        "--python-version",
+        version,
+        "--implementation",
+        "cp",
+        *platforms,
+        "--target",
+        str(tmp_path / "t"),
+        "--report",
+        str(tmp_path / "report.json"),
+        "-r",
+        str(student_repo / "binder" / "requirements.txt"),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, f"binder/requirements.txt does not resolve for Python {version}:\n{out.stderr[-2000:]}"
-    resolved = {i["metadata"]["name"].lower(): i["metadata"]["version"]
-                for i in json.loads((tmp_path / "report.json").read_text())["install"]}
-    pins = dict(line.split("==") for line in (student_repo / "binder" / "requirements.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    resolved = {
+        i["metadata"]["name"].lower(): i["metadata"]["version"]
+        for i in json.loads((tmp_path / "report.json").read_text())["install"]
+    }
+    pins = dict(
+        line.split("==")
+        for line in (student_repo / "binder" / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     assert {k.lower(): v for k, v in pins.items()}.items() <= resolved.items()
 
 

@@ -1,6 +1,7 @@
 """Grading on Dask `distributed`: a real scheduler and two worker processes on 127.0.0.1; one worker is
 killed mid-batch; the batch still finishes, its submissions are graded elsewhere, and the gradebook
 equals a local run's, cell by cell: nothing lost, nothing doubled."""
+
 import signal
 import socket
 import subprocess
@@ -11,12 +12,21 @@ from pathlib import Path
 import pytest
 
 from helpers import ASSIGNMENT, NOTEBOOK, released_course, tool_env
-from tinytorch_course.batch import MARKER, autograde
-from tinytorch_course.submissions import write_submission
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.autograde import autograde
+from tinytorch_course.grading.record import MARKER
 
 pytestmark = pytest.mark.slow
-EXAMPLES = ["reference", "blank", "adam-no-bias-correction", "plain-whole-arrays", "sgd-slice-assign-0d",
-            "estimate-total-without-grads", "kernel-exit", "adamw-decay-without-lr"]
+EXAMPLES = [
+    "reference",
+    "blank",
+    "adam-no-bias-correction",
+    "plain-whole-arrays",
+    "sgd-slice-assign-0d",
+    "estimate-total-without-grads",
+    "kernel-exit",
+    "adamw-decay-without-lr",
+]
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -33,11 +43,25 @@ def cluster(tmp_path):
     logs = open(tmp_path / "dask.log", "w")
     start = lambda *args: subprocess.Popen([DASK, *args], env=tool_env(), stdout=logs, stderr=logs)
     procs = [start("scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard")]
-    workers = [start("worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{k}",
-                     "--local-directory", str(tmp_path / f"w{k}")) for k in (1, 2)]
+    workers = [
+        start(
+            "worker",
+            address,
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--no-dashboard",
+            "--name",
+            f"w{k}",
+            "--local-directory",
+            str(tmp_path / f"w{k}"),
+        )
+        for k in (1, 2)
+    ]
     procs += workers
     try:
         from distributed import Client
+
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=60)
         yield address, workers
@@ -51,10 +75,15 @@ def cluster(tmp_path):
 
 def gradebook(course) -> dict:
     from nbgrader.api import Gradebook
+
     with Gradebook(course.db_url, course.course_id) as gb:
-        return {s.student_id: {g.name: round(g.score, 6) for g in
-                               gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades}
-                for s in gb.assignment_submissions(ASSIGNMENT)}
+        return {
+            s.student_id: {
+                g.name: round(g.score, 6)
+                for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades
+            }
+            for s in gb.assignment_submissions(ASSIGNMENT)
+        }
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(cluster, tmp_path):
@@ -65,8 +94,14 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster, tmp_path):
             write_submission(course.root, name, name)
     autograde(local, workers=2, progress=False)
 
-    batch = subprocess.Popen([sys.executable, "-m", "tinytorch_course.grading", "autograde", "--scheduler", address],
-                             cwd=remote.root, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "tinytorch_course.cli", "autograde", "--scheduler", address],
+        cwd=remote.root,
+        env=tool_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     done = lambda: len(list(remote.root.glob(f"autograded/*/{ASSIGNMENT}/{MARKER}")))
     deadline = time.monotonic() + 600
     while done() < 1 and batch.poll() is None and time.monotonic() < deadline:

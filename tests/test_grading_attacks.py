@@ -1,9 +1,10 @@
 """A submission that attacks the grader gains nothing: one test per attack class.
 
-Every attack in `tinytorch_course.attacks` is graded in one sandboxed batch with its honest twin and a
+Every attack in `tinytorch_course.examples.attacks` is graded in one sandboxed batch with its honest twin and a
 bystander. Each must end with a score no higher than its honest twin's, no file outside its scratch
 folder changed, and no hidden-test line in any feedback.
 """
+
 import html
 import json
 import os
@@ -16,10 +17,10 @@ import threading
 import pytest
 
 from helpers import ASSIGNMENT, AUTO, NOTEBOOK, ROOT, released_course, secret_lines, tool_env, tree_hash
-from tinytorch_course.attacks import ATTACKS, NETWORK_PORT
-from tinytorch_course.batch import autograde
-from tinytorch_course.submissions import write_submission
-from tinytorch_course.grading import feedback, grades
+from tinytorch_course.cli import feedback, grades
+from tinytorch_course.examples.attacks import ATTACKS, NETWORK_PORT
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.autograde import autograde
 
 pytestmark = pytest.mark.slow
 TWINS = sorted({honest for honest, _ in ATTACKS.values()})
@@ -69,9 +70,11 @@ def batch(tmp_path_factory):
     for name in names:
         write_submission(course_dir, name, name)
     write_submission(course_dir, "bystander", "reference")
-    before = {"submitted": tree_hash(course_dir / "submitted"),
-              "course": tree_hash(course_dir, skip=("autograded", "feedback", "gradebook.db", "grades.csv")),
-              "repo": tree_hash(ROOT / "modules") | tree_hash(ROOT / "tinytorch_course")}
+    before = {
+        "submitted": tree_hash(course_dir / "submitted"),
+        "course": tree_hash(course_dir, skip=("autograded", "feedback", "gradebook.db", "grades.csv")),
+        "repo": tree_hash(ROOT / "modules") | tree_hash(ROOT / "tinytorch_course"),
+    }
     listener = Listener()
     try:
         autograde(course, workers=2, progress=False)
@@ -79,8 +82,13 @@ def batch(tmp_path_factory):
         listener.close()
     files = feedback(course)
     rows = {r["student_id"]: r for r in grades(course)}
-    return {"course": course, "before": before, "rows": rows, "connections": listener.connections,
-            "feedback": {p.parent.parent.name: p for p in files}}
+    return {
+        "course": course,
+        "before": before,
+        "rows": rows,
+        "connections": listener.connections,
+        "feedback": {p.parent.parent.name: p for p in files},
+    }
 
 
 def score(batch, name) -> float:
@@ -112,12 +120,19 @@ def test_stolen_source_and_other_students_are_out_of_reach(batch):
 
 def test_records_and_other_students_are_untouched(batch):
     from nbgrader.api import Gradebook
+
     assert tree_hash(batch["course"].root / "submitted") == batch["before"]["submitted"]
-    assert tree_hash(batch["course"].root, skip=("autograded", "feedback", "gradebook.db", "grades.csv")) == batch["before"]["course"]
+    assert (
+        tree_hash(batch["course"].root, skip=("autograded", "feedback", "gradebook.db", "grades.csv"))
+        == batch["before"]["course"]
+    )
     assert tree_hash(ROOT / "modules") | tree_hash(ROOT / "tinytorch_course") == batch["before"]["repo"]
     with Gradebook(batch["course"].db_url) as gb:
-        extra = [g.extra_credit for s in gb.assignment_submissions(ASSIGNMENT)
-                 for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades]
+        extra = [
+            g.extra_credit
+            for s in gb.assignment_submissions(ASSIGNMENT)
+            for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades
+        ]
     assert not any(extra), "a submission gave itself or others extra credit"
 
 
@@ -169,8 +184,13 @@ def test_forged_numbers_and_swallowed_errors_earn_nothing(batch):
 
 def test_autograde_refuses_without_a_sandbox_and_names_the_fix(tmp_path):
     course = released_course(tmp_path).root
-    run = lambda *args: subprocess.run([sys.executable, "-m", "tinytorch_course.grading", *args], cwd=course,
-                                       env=tool_env(TINYTORCH_BWRAP="/nonexistent/bwrap"), capture_output=True, text=True)
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "tinytorch_course.cli", *args],
+        cwd=course,
+        env=tool_env(TINYTORCH_BWRAP="/nonexistent/bwrap"),
+        capture_output=True,
+        text=True,
+    )
     write_submission(course, "ada", "reference")
     refused = run("autograde")
     assert refused.returncode == 2 and "apt-get install -y bubblewrap" in refused.stderr
@@ -189,12 +209,18 @@ def test_nan_weights_earn_nothing_from_any_check_that_reads_the_weights(batch):
     and 75/88 with a cell that turns every later assert into pass. Now every check that reads the
     weights fails, whether or not the visible tests can fail, so at most the points of checks that
     never look at a weight (the base class, state_bytes, the memory estimate, the velocity) remain."""
-    from tinytorch_course.harness import PROBES
     from helpers import SOURCE_NB, nbgrader_meta, read_nb
-    points = {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
-              for c in read_nb(SOURCE_NB)["cells"] if nbgrader_meta(c).get("grade")}
+    from tinytorch_course.checks.harness import PROBES
+
+    points = {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
+        for c in read_nb(SOURCE_NB)["cells"]
+        if nbgrader_meta(c).get("grade")
+    }
     probe = {spec["check"]: spec["probe"] for specs in PROBES.values() for spec in specs}
-    bound = sum(points[cell] * sum(s["probe"] not in WEIGHTS for s in specs) / len(specs) for cell, specs in PROBES.items())
+    bound = sum(
+        points[cell] * sum(s["probe"] not in WEIGHTS for s in specs) / len(specs) for cell, specs in PROBES.items()
+    )
     for name in ("nan-steps", "nan-steps-asserts-off"):
         checks = json.loads((batch["course"].autograded(name) / "grading.json").read_text())["checks"]
         passed = [c["check"] for c in checks if c["passed"] and probe[c["check"]] in WEIGHTS]

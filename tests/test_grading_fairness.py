@@ -2,11 +2,12 @@
 every correct style earns every autograded point, every plausible bug loses points, a slip confined to
 one corner (a 0-d, non-contiguous or float64/float16 parameter) costs at most that corner's 10 points,
 and the blank version earns <= 10. The written answers wait for an instructor in every case."""
+
 import pytest
 
 from helpers import ASSIGNMENT, AUTO, NOTEBOOK, make_course, run_tool
-from tinytorch_course.examples import BUGS, CORNER_SLIPS, CORRECT
-from tinytorch_course.submissions import write_submission
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.examples.submissions import BUGS, CORNER_SLIPS, CORRECT
 
 pytestmark = pytest.mark.slow
 CORNER_POINTS = 10
@@ -21,10 +22,15 @@ def graded(tmp_path_factory):
         write_submission(course, name, name)
     run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        return {s.student_id: {g.name: (g.score, g.max_score, g.needs_manual_grade or g.auto_score is None)
-                               for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades}
-                for s in gb.assignment_submissions(ASSIGNMENT)}
+        return {
+            s.student_id: {
+                g.name: (g.score, g.max_score, g.needs_manual_grade or g.auto_score is None)
+                for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades
+            }
+            for s in gb.assignment_submissions(ASSIGNMENT)
+        }
 
 
 def auto_cells(cells: dict) -> dict:
@@ -60,8 +66,9 @@ def test_a_slip_in_one_corner_costs_at_most_that_corners_points(graded, name):
 
 def test_blank_student_version_earns_at_most_10(graded):
     assert total(graded["blank"]) <= 10
-    assert not any(manual for cell, (_, _, manual) in graded["blank"].items() if cell.startswith("written-")), \
+    assert not any(manual for cell, (_, _, manual) in graded["blank"].items() if cell.startswith("written-")), (
         "an untouched answer cell scores 0 without waiting for a person"
+    )
 
 
 def test_enough_examples():

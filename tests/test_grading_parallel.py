@@ -1,5 +1,6 @@
 """Parallel autograding gives the grades of sequential `nbgrader autograde`, and a batch killed
 midway, run again, ends with the same gradebook: nothing lost, nothing twice."""
+
 import shutil
 import signal
 import subprocess
@@ -9,23 +10,36 @@ import time
 import pytest
 
 from helpers import make_course, run_tool, tool_env
-from tinytorch_course.submissions import write_submission
-from tinytorch_course.batch import MARKER, autograde
-from tinytorch_course.course import ASSIGNMENT, NOTEBOOK, Course
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.autograde import autograde
+from tinytorch_course.grading.course import ASSIGNMENT, NOTEBOOK, Course
+from tinytorch_course.grading.record import MARKER
 
 pytestmark = pytest.mark.slow
-SUBSET = ["reference", "blank", "adam-no-bias-correction", "sgd-momentum-dampening", "adamw-l2-coupled",
-          "float64-inside", "estimate-adam-one-buffer"]
+SUBSET = [
+    "reference",
+    "blank",
+    "adam-no-bias-correction",
+    "sgd-momentum-dampening",
+    "adamw-l2-coupled",
+    "float64-inside",
+    "estimate-adam-one-buffer",
+]
 
 
 def cell_grades(course_dir) -> dict:
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
         subs = gb.assignment_submissions(ASSIGNMENT)
         assert len({s.student_id for s in subs}) == len(subs), "a student was recorded twice"
-        return {s.student_id: {g.name: (g.auto_score, g.max_score) for g in
-                               gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades}
-                for s in subs}
+        return {
+            s.student_id: {
+                g.name: (g.auto_score, g.max_score)
+                for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades
+            }
+            for s in subs
+        }
 
 
 def new_course(tmp_path_factory, name):
@@ -51,7 +65,7 @@ def test_parallel_grades_equal_sequential_nbgrader(tmp_path_factory, sequential)
 
 def test_killed_batch_rerun_ends_with_the_same_gradebook(tmp_path_factory, sequential):
     course = new_course(tmp_path_factory, "killed")
-    cmd = [sys.executable, "-m", "tinytorch_course.grading", "autograde", "--workers", "2"]
+    cmd = [sys.executable, "-m", "tinytorch_course.cli", "autograde", "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=course, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(list(course.glob(f"autograded/*/{ASSIGNMENT}/{MARKER}"))) < 2 and time.monotonic() < deadline:

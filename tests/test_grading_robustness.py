@@ -1,23 +1,36 @@
 """Every submission gets a grade and an explanation, whatever it does; nothing under submitted/ changes;
 feedback shows hidden tests' messages but never their source."""
+
 import html
 import re
 
 import pytest
 
 from helpers import AUTO, released_course, secret_lines, tree_hash
-from tinytorch_course.examples import HOSTILE, UNREADABLE
-from tinytorch_course.submissions import write_submission
-from tinytorch_course.batch import autograde
-from tinytorch_course.grading import feedback, grades
+from tinytorch_course.cli import feedback, grades
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.examples.submissions import HOSTILE, UNREADABLE
+from tinytorch_course.grading.autograde import autograde
 
 pytestmark = pytest.mark.slow
-CORRECT_CODE = {"infinite-loop", "kernel-exit", "segfault", "huge-allocation", "deleted-graded-cells",
-                "graded-cell-as-markdown"}
-EXPECTED_NOTE = {"infinite-loop": "longer than 10 s", "kernel-exit": "kernel died", "segfault": "kernel died",
-                 "huge-allocation": "out of memory", "deleted-graded-cells": "put back",
-                 "corrupt-json": "could not be read", "missing-notebook": "No optimizers.ipynb",
-                 "kernel-exit-everywhere": "kernel kept dying"}
+CORRECT_CODE = {
+    "infinite-loop",
+    "kernel-exit",
+    "segfault",
+    "huge-allocation",
+    "deleted-graded-cells",
+    "graded-cell-as-markdown",
+}
+EXPECTED_NOTE = {
+    "infinite-loop": "longer than 10 s",
+    "kernel-exit": "kernel died",
+    "segfault": "kernel died",
+    "huge-allocation": "out of memory",
+    "deleted-graded-cells": "put back",
+    "corrupt-json": "could not be read",
+    "missing-notebook": "No optimizers.ipynb",
+    "kernel-exit-everywhere": "kernel kept dying",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +43,14 @@ def batch(tmp_path_factory):
     before = tree_hash(course_dir / "submitted")
     results = autograde(course, workers=2, progress=False)
     files = feedback(course)
-    return {"course": course, "names": names, "before": before, "results": results, "feedback": files,
-            "rows": {r["student_id"]: r for r in grades(course)}}
+    return {
+        "course": course,
+        "names": names,
+        "before": before,
+        "results": results,
+        "feedback": files,
+        "rows": {r["student_id"]: r for r in grades(course)},
+    }
 
 
 def test_every_submission_has_a_score_and_a_reason(batch):

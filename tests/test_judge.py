@@ -1,12 +1,13 @@
 """The judge, in-process: the reference package passes every hidden check through the real harness, and
 a report that is missing, doubled, an exception, malformed or forged fails its own check and no other."""
+
 import numpy as np
 import pytest
 
 import tinytorch.core.optimizers as reference
 from tinytorch.core.tensor import Tensor
-from tinytorch_course import harness
-from tinytorch_course.judge import judge_cell, judge_check
+from tinytorch_course.checks import harness
+from tinytorch_course.checks.judge import judge_cell, judge_check
 
 NAMESPACE = {**vars(reference), "Tensor": Tensor}
 
@@ -27,11 +28,14 @@ def test_a_bad_report_fails_only_its_own_check():
     cell = "test-sgd-plain"
     good = reports_for(cell)
     first = harness.PROBES[cell][0]
-    for bad, expect in [([], "no result reached"), ([good[0], good[0]], "more than once"),
-                        ([{**good[0], "value": None, "error": "IndexError: too many indices"}], "raised IndexError"),
-                        ([{**good[0], "value": "100"}], "could not read"),
-                        ([{**good[0], "value": [[[{"__array__": "<f8", "shape": [10**9], "b64": ""}]]]}], "could not read"),
-                        ([{**good[0], "value": {"is_list": True, "same": True}}], "could not read")]:
+    for bad, expect in [
+        ([], "no result reached"),
+        ([good[0], good[0]], "more than once"),
+        ([{**good[0], "value": None, "error": "IndexError: too many indices"}], "raised IndexError"),
+        ([{**good[0], "value": "100"}], "could not read"),
+        ([{**good[0], "value": [[[{"__array__": "<f8", "shape": [10**9], "b64": ""}]]]}], "could not read"),
+        ([{**good[0], "value": {"is_list": True, "same": True}}], "could not read"),
+    ]:
         verdict = judge_check(first, bad)
         assert not verdict["passed"] and expect in verdict["message"], verdict
     verdicts = judge_cell(cell, good[1:])  # the first check's report is gone; the others still pass
@@ -40,8 +44,10 @@ def test_a_bad_report_fails_only_its_own_check():
 
 def test_a_wrong_trajectory_fails_with_the_size_of_the_error_not_the_answer():
     [spec] = [s for s in harness.PROBES["test-sgd-plain"] if s["check"] == "SGD (lr=0.1)"]
-    runs = [[[harness.encode(np.array(x) * 0.5) for x in harness.init(seed)] for _ in range(spec["steps"])]
-            for seed in spec["seeds"]]
+    runs = [
+        [[harness.encode(np.array(x) * 0.5) for x in harness.init(seed)] for _ in range(spec["steps"])]
+        for seed in spec["seeds"]
+    ]
     verdict = judge_check(spec, [{"check": spec["check"], "value": runs}])
     assert not verdict["passed"] and "miss by" in verdict["message"] and "[" not in verdict["message"]
 
@@ -49,10 +55,10 @@ def test_a_wrong_trajectory_fails_with_the_size_of_the_error_not_the_answer():
 # ---- nothing but finite, well-formed, right numbers passes -------------------------------------
 from functools import cache  # noqa: E402
 
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tinytorch_course.judge import decode  # noqa: E402
+from tinytorch_course.checks.judge import decode  # noqa: E402
 
 SPECS = [spec for specs in harness.PROBES.values() for spec in specs]
 WRONG_TYPES = [None, "x", 7, 1.5, True, [], {}, np.zeros(2)]
@@ -121,13 +127,15 @@ def test_an_optimizer_that_writes_nan_fails_every_numerical_check():
     "The live hole: max(0.0, nan) is 0.0, so an all-NaN trajectory once scored an error of 0."
     nan_ns = dict(NAMESPACE)
     for name in ("SGD", "Adam", "AdamW"):
+
         def step(self, _step=NAMESPACE[name].step):
             _step(self)
             for p in self.params:
                 p.data[...] = np.nan
+
         nan_ns[name] = type(name, (NAMESPACE[name],), {"step": step})
     passed = []
-    for cell, specs in harness.PROBES.items():
+    for cell in harness.PROBES:
         reports = []
         harness.observe(cell, nan_ns, publish=reports.append)
         passed += [v["check"] for v in judge_cell(cell, reports) if v["passed"]]

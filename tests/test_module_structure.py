@@ -1,17 +1,21 @@
 """The graded cells of module 07 tell a student what is checked: every hidden check is named in its
 cell, every visible assertion says what it expected, and the points add up as the README states."""
+
 import ast
 
 import nbformat
 import pytest
 
 from helpers import SOURCE_NB
-from tinytorch_course import harness
-from tinytorch_course.course import points
+from tinytorch_course.checks import harness
+from tinytorch_course.grading.course import points
 
 CELLS = nbformat.read(SOURCE_NB, as_version=4).cells
-GRADED = {c.metadata.nbgrader["grade_id"]: c for c in CELLS
-          if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade") and c.metadata.nbgrader.get("points")}
+GRADED = {
+    c.metadata.nbgrader["grade_id"]: c
+    for c in CELLS
+    if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade") and c.metadata.nbgrader.get("points")
+}
 
 
 def visible(cell) -> str:
@@ -33,8 +37,11 @@ def test_each_graded_cell_names_its_hidden_checks(grade_id):
 
 @pytest.mark.parametrize("grade_id", sorted(harness.PROBES))
 def test_every_visible_assertion_says_what_it_expected(grade_id):
-    bare = [node.lineno for node in ast.walk(ast.parse(visible(GRADED[grade_id])))
-            if isinstance(node, ast.Assert) and node.msg is None]
+    bare = [
+        node.lineno
+        for node in ast.walk(ast.parse(visible(GRADED[grade_id])))
+        if isinstance(node, ast.Assert) and node.msg is None
+    ]
     assert not bare, f"{grade_id}: assertions without a message on lines {bare}"
 
 
@@ -54,5 +61,8 @@ def test_the_prompt_names_every_corner_the_grader_tries():
 def test_written_answers_are_manually_graded_markdown_cells():
     answers = [c for c in CELLS if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "markdown"]
     assert [c.metadata.nbgrader["grade_id"] for c in answers] == [
-        "written-memory-at-scale", "written-memory-bound-step", "written-l2-vs-decoupled"]
+        "written-memory-at-scale",
+        "written-memory-bound-step",
+        "written-l2-vs-decoupled",
+    ]
     assert all(c.metadata.nbgrader["grade"] and "Rubric (instructor only" in c.source for c in answers)

@@ -1,4 +1,5 @@
 """nbdev 3 round trip: the committed package is exactly what the notebooks export, and clean is a no-op."""
+
 import filecmp
 import shutil
 
@@ -48,8 +49,11 @@ def test_source_notebook_keeps_its_grader_metadata():
     assert sum(m["points"] for m in graded) == 100 and len(graded) >= 12
     solutions = [cell_source(c) for c in cells if nbgrader_meta(c).get("solution") and c["cell_type"] == "code"]
     for name in ("Optimizer", "SGD", "Adam", "AdamW"):
-        owners = [s for s in solutions if any(line.startswith(f"class {name}(") or line.startswith(f"class {name}:")
-                                              for line in s.splitlines())]
+        owners = [
+            s
+            for s in solutions
+            if any(line.startswith(f"class {name}(") or line.startswith(f"class {name}:") for line in s.splitlines())
+        ]
         assert len(owners) == 1, f"class {name} should be defined in exactly one solution cell"
     assert all("### BEGIN SOLUTION" in s for s in solutions), "a solution cell without markers is replaced whole"
     hidden = [c for c in cells if "### BEGIN HIDDEN TESTS" in cell_source(c)]

@@ -1,12 +1,25 @@
 """The real nbgrader 0.9 pipeline on module 07: release, then autograde the source and the blank student version."""
+
 import shutil
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import (ASSIGNMENT, AUTO, MARKERS, NOTEBOOK, SOURCE_NB, cell_source, make_course, nbgrader_meta, read_nb, run_tool, secret_lines,
-                     submission_scores)
+from helpers import (
+    ASSIGNMENT,
+    AUTO,
+    MARKERS,
+    NOTEBOOK,
+    SOURCE_NB,
+    cell_source,
+    make_course,
+    nbgrader_meta,
+    read_nb,
+    run_tool,
+    secret_lines,
+    submission_scores,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +43,9 @@ def test_student_version_holds_no_solution_and_no_hidden_test(student_nb):
     student_lines = {line.strip() for c in read_nb(student_nb)["cells"] for line in cell_source(c).splitlines()}
     leaked = secret & student_lines
     assert not leaked, f"{len(leaked)} solution or hidden-test lines reach students, e.g. {sorted(leaked)[:3]}"
-    answers = [c for c in read_nb(student_nb)["cells"] if nbgrader_meta(c).get("solution") and c["cell_type"] == "markdown"]
+    answers = [
+        c for c in read_nb(student_nb)["cells"] if nbgrader_meta(c).get("solution") and c["cell_type"] == "markdown"
+    ]
     assert len(answers) == 3 and all(cell_source(c).strip() == "YOUR ANSWER HERE" for c in answers)
     assert "Rubric" not in text and "Model answer" not in text, "the written answers' rubric is instructor-only"
 
@@ -39,8 +54,13 @@ def test_student_stubs_raise_not_implemented_and_nothing_else_breaks(student_nb)
     nb = nbformat.read(student_nb, as_version=4)
     stubs = [c for c in nb.cells if nbgrader_meta(c).get("solution") and c.cell_type == "code"]
     assert stubs and all("raise NotImplementedError()" in cell_source(c) for c in stubs)
-    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(student_nb.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(student_nb.parent)}},
+    ).execute()
     errors = {o["ename"] for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"}
     assert errors == {"NotImplementedError"}
 
@@ -62,6 +82,7 @@ def test_autograde_gives_the_source_100_and_the_blank_version_at_most_10(course,
 def _bound_and_used(source: str):
     "Names a cell binds (assignments, defs, classes, imports) and names it reads."
     import ast
+
     tree = ast.parse(source)
     bound, used = set(), set()
     for node in ast.walk(tree):
@@ -76,7 +97,8 @@ def _bound_and_used(source: str):
 
 def test_skipped_demo_cells_leave_no_name_undefined_for_a_cell_that_runs():
     "Grading skips the cells tagged demo: no cell that still runs may read a name only they define."
-    from tinytorch_course.preprocessors import is_demo
+    from tinytorch_course.student.notebook import is_demo
+
     nb = nbformat.read(SOURCE_NB, as_version=4)
     only_in_demo, problems, skipped = set(), [], 0
     for index, cell in enumerate(nb.cells):

@@ -1,4 +1,5 @@
 """tinytorch.core.optimizers as library code: validation, the step contract, memory, checkpoints."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,9 +8,11 @@ from helpers import seeds, shapes
 from tinytorch.core.optimizers import SGD, Adam, AdamW, Optimizer, estimate_training_memory
 from tinytorch.core.tensor import Tensor
 
-MAKERS = {"sgd": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
-          "adam": lambda ps: Adam(ps, lr=0.01, weight_decay=0.01),
-          "adamw": lambda ps: AdamW(ps, lr=0.01)}
+MAKERS = {
+    "sgd": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    "adam": lambda ps: Adam(ps, lr=0.01, weight_decay=0.01),
+    "adamw": lambda ps: AdamW(ps, lr=0.01),
+}
 
 
 def params(seed=0, shapes_=((), (3,), (2, 4), (2, 2, 3))):
@@ -23,16 +26,19 @@ def give_grads(ps, seed):
         p.grad = Tensor(rng.normal(size=p.shape))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
-    (lambda p: SGD(p, momentum=-0.5), "Invalid momentum: -0.5"),
-    (lambda p: SGD(p, weight_decay=-1), "Invalid weight_decay: -1"),
-    (lambda p: Adam(p, lr=float("nan")), "Invalid learning rate: nan"),
-    (lambda p: Adam(p, betas=(1.0, 0.999)), "Invalid beta1: 1.0"),
-    (lambda p: Adam(p, betas=(0.9, -0.1)), "Invalid beta2: -0.1"),
-    (lambda p: AdamW(p, eps=-1e-8), "Invalid eps: -1e-08"),
-    (lambda p: AdamW(p, weight_decay=-0.01), "Invalid weight_decay: -0.01"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
+        (lambda p: SGD(p, momentum=-0.5), "Invalid momentum: -0.5"),
+        (lambda p: SGD(p, weight_decay=-1), "Invalid weight_decay: -1"),
+        (lambda p: Adam(p, lr=float("nan")), "Invalid learning rate: nan"),
+        (lambda p: Adam(p, betas=(1.0, 0.999)), "Invalid beta1: 1.0"),
+        (lambda p: Adam(p, betas=(0.9, -0.1)), "Invalid beta2: -0.1"),
+        (lambda p: AdamW(p, eps=-1e-8), "Invalid eps: -1e-08"),
+        (lambda p: AdamW(p, weight_decay=-0.01), "Invalid weight_decay: -0.01"),
+    ],
+)
 def test_constructors_name_the_bad_value(make, message):
     with pytest.raises(ValueError) as err:
         make([Tensor(1.0, requires_grad=True)])
@@ -64,7 +70,10 @@ def test_gradient_shape_mismatch_names_the_parameter(kind):
 def test_step_contract(kind, shape, seed):
     "Skips grad=None (and its state), never writes a gradient, keeps dtype, accepts arrays."
     rng = np.random.default_rng(seed)
-    moving, frozen = Tensor(rng.normal(size=shape), requires_grad=True), Tensor(rng.normal(size=shape), requires_grad=True)
+    moving, frozen = (
+        Tensor(rng.normal(size=shape), requires_grad=True),
+        Tensor(rng.normal(size=shape), requires_grad=True),
+    )
     frozen_before = frozen.data.copy()
     opt = MAKERS[kind]([frozen, moving])
     for _ in range(3):
@@ -108,7 +117,7 @@ def test_state_bytes_lazy_then_exact(kind, buffers):
 
 
 def test_memory_estimate_reproduces_the_seed_numbers():
-    gib = 2 ** 30
+    gib = 2**30
     ten_b = estimate_training_memory(10_000_000_000, "adam")
     assert round(ten_b["params"] / gib, 2) == 37.25
     assert round(ten_b["optimizer_state"] / gib, 2) == 74.51
@@ -189,6 +198,7 @@ def test_trains_a_model_end_to_end():
     from tinytorch.core.layers import Linear, Sequential
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.data.loader import make_spirals
+
     x, y = make_spirals(50, noise=0.1, seed=0)
     for make in (lambda p: SGD(p, lr=0.05, momentum=0.9), lambda p: Adam(p, lr=0.01), lambda p: AdamW(p, lr=0.01)):
         model = Sequential(Linear(2, 32, seed=1), ReLU(), Linear(32, 2, seed=2))
@@ -204,6 +214,7 @@ def test_trains_a_model_end_to_end():
 
 def test_blocks_yields_writable_views_of_every_array():
     from tinytorch.core.optimizers import blocks
+
     a, b = np.arange(10.0).reshape(2, 5), np.ones((2, 5))
     pieces = list(blocks(a, None, b, size=4))
     assert [p[0].size for p in pieces] == [4, 4, 2] and all(p[1] is None for p in pieces)
@@ -220,6 +231,7 @@ def test_blocks_yields_writable_views_of_every_array():
 def test_blocked_step_equals_the_step_of_small_pieces(kind):
     "A parameter spanning several cache blocks moves bit for bit as if it were cut into small ones."
     from tinytorch.core.optimizers import BLOCK
+
     rng = np.random.default_rng(7)
     n = 2 * BLOCK + 17
     start, grads = rng.normal(size=n).astype(np.float32), rng.normal(size=(3, n)).astype(np.float32)
@@ -254,6 +266,7 @@ def test_non_contiguous_parameter_is_updated(kind):
 def test_the_step_is_bit_identical_on_one_thread_and_many(kind, monkeypatch):
     "Each block is updated by the same operations whichever thread runs it: 1, 2 or 3 threads agree exactly."
     import tinytorch.core.optimizers as package
+
     finals = {}
     for threads in (1, 2, 3):
         monkeypatch.setattr(package, "STEP_THREADS", threads)
@@ -272,6 +285,7 @@ def test_small_parameters_stay_on_the_calling_thread():
     import threading
 
     from tinytorch.core.optimizers import BLOCK, for_each_block
+
     seen = set()
     for_each_block(lambda *views: seen.add(threading.get_ident()), np.zeros(4096, np.float32), threads=2)
     assert seen == {threading.get_ident()}

@@ -3,6 +3,7 @@ temporary folder, no TCP), and runs release -> autograde -> feedback -> grades w
 `c.CourseDirectory.db_url` pointing at it. Grades equal a sqlite run of the same submissions, and two
 `autograde` batches grading different submissions (two graders' folders) at once against the same
 database lose nothing and double nothing."""
+
 import csv
 import glob
 import os
@@ -16,18 +17,26 @@ from pathlib import Path
 import pytest
 
 from helpers import ASSIGNMENT, NOTEBOOK, released_course, tool_env
-from tinytorch_course.course import Course
-from tinytorch_course.submissions import write_submission
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.course import Course
 
 pytestmark = pytest.mark.slow
 SECTIONS = {"a": ["ana", "ben", "cai"], "b": ["dee", "eli", "fay"]}
-EXAMPLE = {"ana": "reference", "ben": "adam-no-bias-correction", "cai": "blank", "dee": "plain-whole-arrays",
-           "eli": "sgd-slice-assign-0d", "fay": "estimate-total-without-grads"}
+EXAMPLE = {
+    "ana": "reference",
+    "ben": "adam-no-bias-correction",
+    "cai": "blank",
+    "dee": "plain-whole-arrays",
+    "eli": "sgd-slice-assign-0d",
+    "fay": "estimate-total-without-grads",
+}
 
 
 def server_binaries() -> Path:
     "The folder of initdb and pg_ctl (Debian keeps them in /usr/lib/postgresql/<version>/bin)."
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+    )
     assert found, "PostgreSQL's server is missing: apt-get install -y postgresql (make test installs it)"
     return Path(found).resolve().parent  # (a symlink on PATH may be a wrapper of postgresql-common)
 
@@ -43,8 +52,17 @@ def postgres():
         as_user = ["runuser", "-u", "postgres", "--"]
     run = lambda *args: subprocess.run(as_user + [str(a) for a in args], check=True, capture_output=True, text=True)
     run(bindir / "initdb", "-D", base / "data", "-U", "grader", "--auth=trust", "-E", "UTF8")
-    run(bindir / "pg_ctl", "-D", base / "data", "-l", base / "server.log", "-w", "-o",
-        f"-k {base} -c listen_addresses='' -c max_connections=50", "start")
+    run(
+        bindir / "pg_ctl",
+        "-D",
+        base / "data",
+        "-l",
+        base / "server.log",
+        "-w",
+        "-o",
+        f"-k {base} -c listen_addresses='' -c max_connections=50",
+        "start",
+    )
     try:
         run(bindir / "createdb", "-h", base, "-U", "grader", "gradebook")
         yield f"postgresql+psycopg://grader@/gradebook?host={base}"
@@ -54,8 +72,14 @@ def postgres():
 
 
 def grading(course_root, *args, wait=True):
-    proc = subprocess.Popen([sys.executable, "-m", "tinytorch_course.grading", *args], cwd=course_root,
-                            env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinytorch_course.cli", *args],
+        cwd=course_root,
+        env=tool_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if wait:
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out[-3000:]
@@ -72,10 +96,18 @@ def section(dest, students, db_url=None) -> Course:
 def scores(course) -> dict:
     "{student: (score, {cell: score})} from the course's gradebook."
     from nbgrader.api import Gradebook
+
     with Gradebook(course.db_url, course.course_id) as gb:
-        return {s.student_id: (round(s.score, 6), {g.name: round(g.score, 6) for g in
-                                                   gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades})
-                for s in gb.assignment_submissions(ASSIGNMENT)}
+        return {
+            s.student_id: (
+                round(s.score, 6),
+                {
+                    g.name: round(g.score, 6)
+                    for g in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, s.student_id).grades
+                },
+            )
+            for s in gb.assignment_submissions(ASSIGNMENT)
+        }
 
 
 def test_postgres_gradebook_matches_sqlite_with_two_batches_at_once(postgres, tmp_path):
@@ -95,7 +127,9 @@ def test_postgres_gradebook_matches_sqlite_with_two_batches_at_once(postgres, tm
     assert on_postgres == scores(lite), "the same grades, cell by cell, as sqlite"
 
     grading(a.root, "feedback")
-    assert sorted(p.parent.parent.name for p in a.root.glob(f"feedback/*/{ASSIGNMENT}/{NOTEBOOK}.html")) == SECTIONS["a"]
+    assert (
+        sorted(p.parent.parent.name for p in a.root.glob(f"feedback/*/{ASSIGNMENT}/{NOTEBOOK}.html")) == SECTIONS["a"]
+    )
     grading(a.root, "grades")
     with open(a.root / "grades.csv", newline="") as f:
         rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)}

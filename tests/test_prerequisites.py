@@ -1,4 +1,5 @@
 """Layers, losses and the data pipeline behave as later modules expect."""
+
 import numpy as np
 import pytest
 

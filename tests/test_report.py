@@ -1,5 +1,6 @@
 """`make report`: one self-contained HTML page of what the class got wrong, rendered in headless
 Chromium (screenshot in artifacts/screenshots/class-report.png)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -7,14 +8,22 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, released_course, tool_env
-from tinytorch_course.batch import autograde
-from tinytorch_course.report import collect, summarize
-from tinytorch_course.submissions import write_submission
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.autograde import autograde
+from tinytorch_course.results.class_report import collect, summarize
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
-EXAMPLES = ["reference", "plain-whole-arrays", "adam-no-bias-correction", "adam-eps-inside-sqrt", "blank",
-            "kernel-exit", "sgd-slice-assign-0d", "missing-notebook"]
+EXAMPLES = [
+    "reference",
+    "plain-whole-arrays",
+    "adam-no-bias-correction",
+    "adam-eps-inside-sqrt",
+    "blank",
+    "kernel-exit",
+    "sgd-slice-assign-0d",
+    "missing-notebook",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +32,13 @@ def course(tmp_path_factory):
     for name in EXAMPLES:
         write_submission(course.root, name, name)
     autograde(course, workers=2, progress=False)
-    run = subprocess.run([sys.executable, "-m", "tinytorch_course.report"], cwd=course.root, env=tool_env(),
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "tinytorch_course.cli", "report"],
+        cwd=course.root,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     return course
 
@@ -44,6 +58,7 @@ def test_the_pass_rates_show_which_concept_the_class_missed(course):
 
 def test_report_renders_in_chromium(course):
     from playwright.sync_api import sync_playwright
+
     assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
     out = ROOT / "artifacts" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """The sandbox a grading kernel runs in, tested directly (seconds): what it sees, what it may do."""
+
 import subprocess
 import sys
 import tempfile
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from tinytorch_course import sandbox
+from tinytorch_course.grading import sandbox
 
 PROBE = f'''
 import os, socket, sys
@@ -18,7 +19,7 @@ try:
     print("solution importable")
 except ImportError:
     print("solution withheld")
-import tinytorch.core.tensor, tinytorch_course.harness
+import tinytorch.core.tensor, tinytorch_course.checks.harness
 print("prerequisites", tinytorch.core.tensor.__file__.startswith("{sandbox.LIB}"))
 try:
     socket.create_connection(("1.1.1.1", 53), timeout=2)

@@ -1,6 +1,7 @@
 """The student's path, step by step as a student meets it: Binder's environment, the notebook run
 with stubs and completed, the export into the student's own package, module 08 training on top of
 that package, and the notebook in a real JupyterLab in headless Chromium."""
+
 import json
 import os
 import re
@@ -43,8 +44,9 @@ def binder_env(my_repo, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     env["JUPYTER_PATH"] = env["JUPYTER_DATA_DIR"] = str(venv / "share" / "jupyter")  # no kernels from elsewhere
-    subprocess.run(["python", "-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt"],
-                   cwd=my_repo, env=env, check=True)
+    subprocess.run(
+        ["python", "-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt"], cwd=my_repo, env=env, check=True
+    )
     subprocess.run(["binder/postBuild"], cwd=my_repo, env=env, check=True)  # executable, as repo2docker runs it
     return venv / "bin" / "python", env
 
@@ -52,8 +54,12 @@ def binder_env(my_repo, tmp_path_factory):
 def run_in_binder(binder_env, repo: Path, notebook: Path, out: Path) -> dict:
     "Execute `notebook` (relative to `repo`) in its folder with the Binder environment's kernel."
     python, env = binder_env
-    subprocess.run([str(python), "-c", RUNNER, str(repo / notebook), str(out), str((repo / notebook).parent)],
-                   env=env, check=True, timeout=900)
+    subprocess.run(
+        [str(python), "-c", RUNNER, str(repo / notebook), str(out), str((repo / notebook).parent)],
+        env=env,
+        check=True,
+        timeout=900,
+    )
     return json.loads(out.read_text())
 
 
@@ -67,11 +73,17 @@ def completed(my_repo, binder_env, tmp_path_factory):
 
 def test_binder_folder_follows_repo2docker(my_repo):
     binder = my_repo / "binder"
-    assert sorted(p.name for p in binder.iterdir()) == ["postBuild", "requirements.txt", "runtime.txt"]  # one environment file
+    assert sorted(p.name for p in binder.iterdir()) == [
+        "postBuild",
+        "requirements.txt",
+        "runtime.txt",
+    ]  # one environment file
     post_build = (binder / "postBuild").read_text().splitlines()
     assert post_build[:2] == ["#!/bin/bash", "set -e"] and os.access(binder / "postBuild", os.X_OK)
     assert any("pip install" in line and line.rstrip().endswith(" .") for line in post_build)
-    pins = [line for line in (binder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    pins = [
+        line for line in (binder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert pins and all("==" in line for line in pins), "every requirement pinned"
     readme = (my_repo / "README.md").read_text()
     assert f"?urlpath=lab/tree/{NOTEBOOK}" in readme
@@ -102,8 +114,9 @@ def test_export_cell_puts_the_students_code_in_their_package(completed, my_repo,
 
 
 def test_module_08_trains_on_the_students_package(completed, my_repo, binder_env, tmp_path):
-    nb = run_in_binder(binder_env, my_repo, Path("modules") / "08_training" / "training.ipynb",
-                       tmp_path / "training.ipynb")
+    nb = run_in_binder(
+        binder_env, my_repo, Path("modules") / "08_training" / "training.ipynb", tmp_path / "training.ipynb"
+    )
     assert notebook_errors(nb) == []
     text = printed_text(nb)
     assert "bit-identical to the uninterrupted run: True" in text
@@ -111,8 +124,16 @@ def test_module_08_trains_on_the_students_package(completed, my_repo, binder_env
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); Playwright downloads nothing
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
 
@@ -123,23 +144,38 @@ def jupyterlab(completed, my_repo, binder_env, tmp_path):
     import socket
     import time
     import urllib.request
+
     python, env = binder_env
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = secrets.token_hex(16)
     log = (tmp_path / "lab.log").open("w")
-    args = ["--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={my_repo}"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    args = [
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={my_repo}",
+    ] + (["--allow-root"] if os.geteuid() == 0 else [])
     settings = tmp_path / "settings" / "@jupyterlab"  # every cell in the page, no news pop-up
-    for plugin, value in [("notebook-extension/tracker", {"windowingMode": "none"}),
-                          ("apputils-extension/notification", {"fetchNews": "false"})]:
+    for plugin, value in [
+        ("notebook-extension/tracker", {"windowingMode": "none"}),
+        ("apputils-extension/notification", {"fetchNews": "false"}),
+    ]:
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / f"{plugin}.jupyterlab-settings").write_text(json.dumps(value))
-    lab = subprocess.Popen([str(python), "-m", "jupyterlab", *args], cwd=my_repo,
-                           env={**env, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-                                "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")},
-                           stdout=log, stderr=subprocess.STDOUT)
+    lab = subprocess.Popen(
+        [str(python), "-m", "jupyterlab", *args],
+        cwd=my_repo,
+        env={
+            **env,
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -161,7 +197,9 @@ PROMPTS = "() => [...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].
 def run_all_cells(page, timeout: float = 300.0) -> None:
     "Run > Run All Cells (again if a kernel still starting swallowed it), then wait until all have run."
     import time
+
     from playwright.sync_api import TimeoutError as PageTimeout
+
     dialog_default = page.locator(".jp-Dialog .jp-mod-accept")
     for _ in range(10):
         if dialog_default.count():  # JupyterLab may ask which kernel to start: take its default
@@ -190,6 +228,7 @@ def wait_for_idle_kernel(url: str, token: str, timeout: float = 90.0) -> None:
     "Wait until the server reports a started kernel that is idle (the notebook's, once it has opened)."
     import time
     import urllib.request
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kernels = json.loads(urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5).read())
@@ -201,6 +240,7 @@ def wait_for_idle_kernel(url: str, token: str, timeout: float = 90.0) -> None:
 
 def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo):
     from playwright.sync_api import sync_playwright
+
     assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
     url, token = jupyterlab
     with sync_playwright() as pw:
@@ -227,22 +267,32 @@ def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo)
 
 
 def test_check_my_notebook_agrees_with_the_grader(student_repo, binder_env, tmp_path):
-    "What the pre-hand-in check accepts, the grader grades in full; each defect it reports, the grader penalises or restores."
+    """What the pre-hand-in check accepts, the grader grades in full; each defect it reports, the grader
+    penalises or restores."""
     from helpers import AUTO, released_course
-    from tinytorch_course.batch import autograde
+    from tinytorch_course.grading.autograde import autograde
+
     python, env = binder_env
     repo = Path(shutil.copytree(student_repo, tmp_path / "repo", symlinks=True))
     release = json.loads((repo / NOTEBOOK).read_text())
     good = completed_notebook(release, "reference")
     bad = completed_notebook(release, "adam-no-bias-correction")
-    cell = lambda nb, gid: next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid)
+    cell = lambda nb, gid: next(
+        c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid
+    )
     cell(bad, "imports")["source"] += "\nimport math  # a read-only cell, changed\n"
     cell(bad, "written-l2-vs-decoupled")["source"] = "YOUR ANSWER HERE"
     findings = {}
     for name, nb in [("good", good), ("bad", bad)]:
         (repo / NOTEBOOK).write_text(json.dumps(nb))
-        run = subprocess.run([str(python), "-m", "tinytorch_course.check", "--json"], cwd=repo, env=env,
-                             capture_output=True, text=True, timeout=900)
+        run = subprocess.run(
+            [str(python), "-m", "tinytorch_course.student.check", "--json"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         findings[name] = json.loads(run.stdout)
         assert run.returncode == (0 if name == "good" else 1), run.stdout[-2000:] + run.stderr[-2000:]
     assert not findings["good"]["defects"] and not findings["good"]["failed_tests"] and not findings["good"]["errors"]
@@ -256,17 +306,24 @@ def test_check_my_notebook_agrees_with_the_grader(student_repo, binder_env, tmp_
         (folder / "optimizers.ipynb").write_text(json.dumps(nb))
     autograde(course, workers=2, progress=False)
     from nbgrader.api import Gradebook
+
     with Gradebook(course.db_url, course.course_id) as gb:
-        graded = {s: {g.name: g for g in gb.find_submission_notebook("optimizers", ASSIGNMENT, s).grades}
-                  for s in ("good", "bad")}
+        graded = {
+            s: {g.name: g for g in gb.find_submission_notebook("optimizers", ASSIGNMENT, s).grades}
+            for s in ("good", "bad")
+        }
         assert sum(g.score for g in graded["good"].values() if not g.name.startswith("written-")) == AUTO
         written = graded["bad"]["written-l2-vs-decoupled"]
         assert written.score == 0 and not written.needs_manual_grade, "an empty answer: 0, as the check said"
     for name in ("good", "bad"):
         autograded = json.loads((course.autograded(name) / "optimizers.ipynb").read_text())
-        zeroed = sorted(c["metadata"]["nbgrader"]["grade_id"] for c in autograded["cells"]
-                        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["cell_type"] == "code"
-                        and any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+        zeroed = sorted(
+            c["metadata"]["nbgrader"]["grade_id"]
+            for c in autograded["cells"]
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+            and c["cell_type"] == "code"
+            and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+        )
         reported = sorted(t.split(":")[0] for t in findings[name]["failed_tests"])
         assert reported == zeroed, f"{name}: the check reported {reported}, the grader zeroed {zeroed}"
     restored = cell(json.loads((course.autograded("bad") / "optimizers.ipynb").read_text()), "imports")["source"]

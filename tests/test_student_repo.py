@@ -1,5 +1,6 @@
 """The student repository holds no solution line, no hidden test and no grader marker, and its
 package carries the student's stubs for the optimizers and the solved prerequisites."""
+
 import pytest
 
 from helpers import secret_lines

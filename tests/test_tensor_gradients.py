@@ -1,4 +1,5 @@
 """Every differentiable op's backward rule against central finite differences (float64, Hypothesis shapes)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ FAST = settings(max_examples=25, deadline=None)
 
 UNARY = {
     "neg": lambda x: -x,
-    "pow3": lambda x: x ** 3,
+    "pow3": lambda x: x**3,
     "exp": lambda x: x.exp(),
     "sum": lambda x: x.sum(),
     "mean": lambda x: x.mean(),
@@ -58,14 +59,15 @@ def test_broadcasting_binary_ops(name, shape, seed, data):
     "The second operand is broadcast: some of its axes are 1 or missing."
     rng = np.random.default_rng(seed)
     keep = data.draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
-    small = tuple(s if k else 1 for s, k in zip(shape, keep))[data.draw(st.integers(0, len(shape))):]
+    small = tuple(s if k else 1 for s, k in zip(shape, keep))[data.draw(st.integers(0, len(shape))) :]
     a, b = leaf(rng, shape), leaf(rng, small)
     assert gradcheck(BINARY[name], [a, b])
 
 
 @FAST
-@given(seed=seeds, n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4),
-       batch=st.sampled_from([(), (2,), (3, 1)]))
+@given(
+    seed=seeds, n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4), batch=st.sampled_from([(), (2,), (3, 1)])
+)
 def test_matmul_2d_and_batched(seed, n, k, m, batch):
     rng = np.random.default_rng(seed)
     a, b = leaf(rng, batch + (n, k)), leaf(rng, (k, m))
@@ -116,7 +118,7 @@ def test_softmax_log_softmax_and_losses(seed, n, c):
 
 
 def test_gradcheck_catches_a_wrong_rule():
-    wrong_square = lambda t: Tensor.from_op(t.data ** 2, (t,), lambda g: (g * t.data,))
+    wrong_square = lambda t: Tensor.from_op(t.data**2, (t,), lambda g: (g * t.data,))
     with pytest.raises(AssertionError, match="input 0"):
         gradcheck(wrong_square, [Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)])
 

@@ -3,6 +3,7 @@
 With torch installed (the `oracle` extra) the comparison runs live; the committed fixture, made by
 tests/make_torch_fixture.py, lets the same check run without torch.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ def test_matches_committed_torch_trajectories(k):
 def test_matches_live_torch(k):
     pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
     from helpers import torch_trajectory
+
     case = oracle_case(k)
     assert worst_relative_error(tinytorch_trajectory(case), torch_trajectory(case)) <= TOLERANCE
 
@@ -39,6 +41,7 @@ def test_fixture_still_matches_torch():
     "The fixture is what the installed torch produces (catches a stale fixture)."
     pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
     from helpers import torch_trajectory
+
     with np.load(FIXTURE) as stored:
         for k in range(0, ORACLE_CASES, 5):
             assert worst_relative_error(torch_trajectory(oracle_case(k)), fixture_trajectory(stored, k)) <= 1e-6
@@ -52,19 +55,23 @@ def table_defaults() -> dict:
     import nbformat
 
     from helpers import SOURCE_NB
+
     text = "\n".join(c.source for c in nbformat.read(SOURCE_NB, as_version=4).cells if c.cell_type == "markdown")
     parse = lambda args: {k.arg: ast.literal_eval(k.value) for k in ast.parse(f"f({args})").body[0].value.keywords}
-    return {name: (parse(ours), parse(theirs))
-            for name, ours, theirs in re.findall(r"^\| (\w+) defaults \| `([^`]*)` \| `([^`]*)` \|$", text, re.M)}
+    return {
+        name: (parse(ours), parse(theirs))
+        for name, ours, theirs in re.findall(r"^\| (\w+) defaults \| `([^`]*)` \| `([^`]*)` \|$", text, re.M)
+    }
 
 
 def test_the_side_by_side_table_states_both_apis_defaults():
     import inspect
 
     import tinytorch.core.optimizers as ours
+
     table = table_defaults()
     assert sorted(table) == ["Adam", "AdamW", "SGD"]
-    for name, (stated_ours, stated_torch) in table.items():
+    for name, (stated_ours, _) in table.items():
         signature = inspect.signature(getattr(ours, name)).parameters
         assert stated_ours == {k: p.default for k, p in signature.items() if k != "params"}, name
     torch = pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")

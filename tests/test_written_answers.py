@@ -1,16 +1,18 @@
 """The three written answers flow through release -> autograde -> manual grade -> grades.csv:
 they wait for a person ("needs manual grading") until an instructor scores them, as formgrader does
 through nbgrader's API, and then count in the total."""
+
 import csv
 
 import pytest
 from nbgrader.api import Gradebook
 
 from helpers import ASSIGNMENT, AUTO, NOTEBOOK, released_course
-from tinytorch_course.batch import autograde
-from tinytorch_course.course import points
-from tinytorch_course.grading import NEEDS_MANUAL, grades
-from tinytorch_course.submissions import write_submission
+from tinytorch_course.cli import grades
+from tinytorch_course.examples.build import write_submission
+from tinytorch_course.grading.autograde import autograde
+from tinytorch_course.grading.course import points
+from tinytorch_course.grading.record import NEEDS_MANUAL
 
 pytestmark = pytest.mark.slow
 WRITTEN = {"written-memory-at-scale": 4.0, "written-memory-bound-step": 3.0, "written-l2-vs-decoupled": 2.5}
@@ -58,18 +60,40 @@ def test_make_grades_lms_canvas_lists_who_is_missing(tmp_path):
     import sys
 
     from helpers import tool_env
-    from tinytorch_course.lms import IDENTITY, read_canvas
+    from tinytorch_course.lms.canvas import read_canvas
+
     course = released_course(tmp_path)
     write_submission(course.root, "ada", "reference")
     autograde(course, workers=1, progress=False)
     roster = tmp_path / "export.csv"
     with open(roster, "w", newline="") as f:
-        csv.writer(f).writerows([IDENTITY, ["Lovelace, Ada", "1", "S1", "ada", "A"], ["Turing, Alan", "2", "S2", "alan", "A"]])
-    run = subprocess.run([sys.executable, "-m", "tinytorch_course.grading", "grades", "--lms", "canvas", "--roster",
-                          str(roster), "--column", "07 Optimizers"], cwd=course.root, env=tool_env(),
-                         capture_output=True, text=True)
+        csv.writer(f).writerows(
+            [
+                ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"],
+                ["Lovelace, Ada", "1", "S1", "ada", "A"],
+                ["Turing, Alan", "2", "S2", "alan", "A"],
+            ]
+        )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinytorch_course.cli",
+            "grades",
+            "--lms",
+            "canvas",
+            "--roster",
+            str(roster),
+            "--column",
+            "07 Optimizers",
+        ],
+        cwd=course.root,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert "1 on the roster, no graded submission (cell left empty): alan" in run.stdout
     assert "1 written answers not graded yet (score without them): ada" in run.stdout
-    _, _, students = read_canvas(course.root / "grades-canvas.csv")
+    _, _, _, students = read_canvas(course.root / "grades-canvas.csv")
     assert [(s["SIS Login ID"], s["07 Optimizers"]) for s in students] == [("ada", f"{AUTO:.2f}"), ("alan", "")]

@@ -1,1 +1,12 @@
-"Course tooling for tinytorch: nbdev export processing (and, later, grading helpers)."
+"""Course tooling for tinytorch module 07, in rooms that follow a submission's path.
+
+- `student/`  what ships to students (the export processor, "check my notebook"); imports nothing else here
+- `checks/`   the hidden tests: `harness` runs in the grading kernel, `judge` decides outside it
+- `grading/`  the course folder, nbgrader's pipeline, the sandbox, one submission's execution, the
+              gradebook's single writer, and the local and Dask pools that feed it
+- `results/`  what instructors read after grading: the class report, the LMS import file
+- `examples/` example and attack submissions built from the source notebook (test data, not the grader)
+- `cli.py`, `release.py`, `demo.py`: the command line, the student repository, `make demo`
+
+A room imports only from rooms listed above it (tests/test_layout.py).
+"""

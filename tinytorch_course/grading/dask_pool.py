@@ -6,14 +6,15 @@ workers on Slurm or Kubernetes).
 The instructor's machine stays the single writer of the gradebook. It sends each worker, once, a
 *course bundle* (the nbgrader configuration, the assignment's source folder and, for sqlite, a
 read-only snapshot of the gradebook), then each submission as bytes. A Dask worker grades it exactly
-as a local worker does (`batch.execute_submission`: the kernel in the bubblewrap sandbox, the judge
-outside it) and returns the result; only this process records it. A worker that dies mid-submission
+as a local worker does (`worker.execute_submission`: the kernel in the bubblewrap sandbox, the judge
+outside it) and returns the `Result`; only the instructor's process records it. A worker that dies mid-submission
 costs nothing: the scheduler runs the task again elsewhere (up to its `allowed-failures`), and the
 gradebook is written once per submission, when a result arrives.
 
 A Dask worker needs this package and bubblewrap, like a local grading machine. Start one per core,
 one thread each: `dask worker tcp://host:8786 --nthreads 1`.
 """
+
 import hashlib
 import io
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from .course import ASSIGNMENT, Course
+from .result import ERROR, Result
 
 _UNPACKED = {}  # on a worker: bundle digest -> unpacked course folder
 
@@ -57,9 +59,10 @@ def _course_from(archive: bytes) -> Path:
     return _UNPACKED[digest]
 
 
-def grade_remote(archive: bytes, student: str, files: dict, memory_bytes: int, sandbox: bool) -> dict:
-    "Runs on a Dask worker: grade one submission in the sandbox; return the result, write no gradebook."
-    from .batch import execute_submission
+def grade_remote(archive: bytes, student: str, files: dict, memory_bytes: int, sandbox: bool) -> Result:
+    "Runs on a Dask worker: grade one submission in the sandbox; return its Result, write no gradebook."
+    from .worker import execute_submission
+
     course = Course(_course_from(archive))
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
@@ -71,29 +74,52 @@ def grade_remote(archive: bytes, student: str, files: dict, memory_bytes: int, s
     try:
         return execute_submission(course, student, course.db_url)
     except Exception as exc:  # the grader's own failure still yields a result for that student
-        return {"status": "error", "reason": f"The grader failed on this submission: {exc!r}"[:500]}
+        return Result.failed(student, ERROR, f"The grader failed on this submission: {exc!r}"[:500], sandbox)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def grade_on_dask(course: Course, queue: list, scheduler: str, memory_bytes: int, sandbox: bool,
-                  snapshot: Path | None):
-    "Yield (student, fingerprint, result) as the cluster finishes each queued (student, fingerprint)."
+def run(
+    course: Course,
+    queue: list,
+    scheduler: str,
+    memory_bytes: int,
+    sandbox: bool,
+    snapshot: Path | None,
+    retries: int = 3,
+):
+    """Yield (student, fingerprint, Result) as the cluster finishes each queued (student, fingerprint).
+
+    The course bundle is scattered to every worker. If every copy is lost (the workers holding it died,
+    or one joined after the scatter and its source died before it fetched a copy), the bundle is
+    scattered again and the submissions that needed it are sent again, up to `retries` times each.
+    """
     from distributed import Client, as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
     with Client(scheduler, timeout="30s") as client:
-        archive = client.scatter(bundle(course, snapshot), broadcast=True)
-        pending, owners = iter(queue), {}
+        client.wait_for_workers(1, timeout=120)
+        archive_bytes = bundle(course, snapshot)
+        archive = [client.scatter(archive_bytes, broadcast=True)]
+        pending, owners, tries = iter(queue), {}, {}
+
+        def submit(student, fp):
+            future = client.submit(
+                grade_remote,
+                archive[0],
+                student,
+                submission_files(course, student),
+                memory_bytes,
+                sandbox,
+                key=f"grade-{student}-{fp[:16]}-{tries.get(student, 0)}",
+                pure=False,
+            )
+            owners[future] = (student, fp)
+            return future
 
         def submit_next():  # submissions travel as bytes, a few per worker at a time, not all at once
-            for student, fp in pending:
-                future = client.submit(grade_remote, archive, student, submission_files(course, student), memory_bytes,
-                                       sandbox, key=f"grade-{student}-{fp[:16]}", pure=False)
-                owners[future] = (student, fp)
-                return future
-            return None
+            return next((submit(student, fp) for student, fp in pending), None)
 
         in_flight = max(4, 2 * len(client.scheduler_info()["workers"]))
         running = as_completed([f for f in (submit_next() for _ in range(in_flight)) if f is not None])
@@ -101,9 +127,25 @@ def grade_on_dask(course: Course, queue: list, scheduler: str, memory_bytes: int
             student, fp = owners.pop(future)
             try:
                 result = future.result()
-            except (KilledWorker, FutureCancelledError) as exc:
-                result = {"status": "error", "reason": "The grading workers kept dying on this submission "
-                          f"({type(exc).__name__}); it was not graded."}
+            except FutureCancelledError:  # its input, the bundle, was lost with the workers that held it
+                tries[student] = tries.get(student, 0) + 1
+                if tries[student] <= retries:
+                    archive[0] = client.scatter(archive_bytes, broadcast=True)  # to the workers alive now
+                    running.add(submit(student, fp))
+                    continue
+                result = Result.failed(
+                    student,
+                    ERROR,
+                    "The grading workers kept losing this submission's course bundle; it was not graded.",
+                    sandbox,
+                )
+            except KilledWorker as exc:
+                result = Result.failed(
+                    student,
+                    ERROR,
+                    f"The grading workers kept dying on this submission ({type(exc).__name__}); it was not graded.",
+                    sandbox,
+                )
             following = submit_next()
             if following is not None:
                 running.add(following)

@@ -2,13 +2,16 @@
 
 It holds the student version of module 07 (as nbgrader releases it), the solved prerequisite
 notebooks, the package exported from those (so `tinytorch/core/optimizers.py` holds only stubs),
-`binder/`, and a student README. It holds no solution, no hidden test and no grader marker.
+`binder/`, a student README and `tinytorch_course/student/` (the export processor and "check my
+notebook"). It holds no solution, no hidden test and no grader marker.
 """
+
 import os
 import shutil
 from pathlib import Path
 
-from .course import ASSIGNMENT, NOTEBOOK, REPO as ROOT, run_script
+from .grading.course import ASSIGNMENT, NOTEBOOK, run_script
+from .grading.course import REPO as ROOT
 
 LAUNCH_PATH = f"lab/tree/modules/{ASSIGNMENT}/{NOTEBOOK}.ipynb"
 
@@ -22,9 +25,6 @@ def binder_url(repo: str | None = None) -> str:
 def binder_python() -> str:
     "The Python version Binder builds with, from binder/runtime.txt (`python-3.11` -> `3.11`)."
     return (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
-
-
-KEEP_TOOLING = ("__init__.py", "export.py", "check.py")  # the export processor and "check my notebook"
 
 
 def build_student_repo(course_root: Path, dest: Path) -> Path:
@@ -41,16 +41,22 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
     (dest / "modules" / ASSIGNMENT).mkdir()
     shutil.copy(release, dest / "modules" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     shutil.copytree(ROOT / "binder", dest / "binder")
-    (dest / "tinytorch_course").mkdir()
-    for name in KEEP_TOOLING:
-        shutil.copy(ROOT / "tinytorch_course" / name, dest / "tinytorch_course" / name)
+    tooling = dest / "tinytorch_course"
+    tooling.mkdir()
+    (tooling / "__init__.py").write_text('"""What students get of the course tooling: see student/."""\n')
+    shutil.copytree(
+        ROOT / "tinytorch_course" / "student",
+        tooling / "student",
+        ignore=shutil.ignore_patterns("__pycache__", "*.json"),
+    )
     import json
 
     import nbformat
 
-    from .check import MANIFEST, manifest_of
+    from .student.check import MANIFEST, manifest_of
+
     manifest = manifest_of(nbformat.read(release, as_version=4), f"modules/{ASSIGNMENT}/{NOTEBOOK}.ipynb")
-    (dest / "tinytorch_course" / MANIFEST.name).write_text(json.dumps(manifest, indent=1))
+    (tooling / "student" / MANIFEST.name).write_text(json.dumps(manifest, indent=1))
     (dest / "tinytorch").mkdir()
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")

@@ -1,16 +1,19 @@
 """nbgrader preprocessors that close the gaps of plain nbgrader 0.9.6 (configured in nbgrader_config.py).
 
 - `RobustExecute`: runs each kernel in the sandbox and skips cells tagged `demo`. A kernel that dies
-  (`os._exit`, a segfault, the out-of-memory killer) no longer costs the whole submission. The notebook is re-run in a fresh kernel without the cell that killed
-  it; that cell gets an error output saying so, which also makes it score 0 if it is graded.
+  (`os._exit`, a segfault, the out-of-memory killer) no longer costs the whole submission. The
+  notebook is re-run in a fresh kernel without the cell that killed it; that cell gets an error
+  output saying so, which also makes it score 0 if it is graded.
 - `Judge`: scores each graded test cell from the judge's verdicts on what the kernel reported
-  (`judge.py`), removes those reports, and removes hidden-test lines from every output.
+  (`checks/judge.py`), removes those reports, and removes hidden-test lines from every output. The
+  verdicts travel in `resources["tinytorch"]["verdicts"]`, never in the notebook a student could edit.
 - `SaveJudgedGrades`: nbgrader's SaveAutoGrades, recording the judge's score for test cells instead
   of reading the cell's outputs, so stderr, warnings and printed numbers never change a grade.
 - `HideHiddenTests`: feedback shows hidden tests' failure messages but never their source
   (nbgrader issue #917): hidden regions leave the cell source, hidden lines leave every output, and
   traceback frames that show a graded cell's code are dropped.
 """
+
 import copy
 import html
 import json
@@ -18,33 +21,33 @@ import re
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from traitlets import Bool, Integer
-
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
+from traitlets import Bool, Integer
 
-from .harness import MIME
+from ..checks.harness import MIME, PROBES
+from ..student.notebook import grade_id, is_demo
+from .result import RESTORED, Event
 
-KERNEL_DIED = "KernelDiedError"
-NOT_RUN = "NotRunError"
+# The error names a cell's output carries when grading, not the student's code, stopped it.
+KERNEL_DIED, NOT_RUN, CELL_TIMEOUT = "KernelDiedError", "NotRunError", "CellTimeoutError"
 
 
 def error_output(ename: str, message: str) -> NotebookNode:
     "An error output as nbformat stores it; a graded cell holding one scores 0."
-    return NotebookNode(output_type="error", ename=ename, evalue=message,
-                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {message}"])
+    return NotebookNode(
+        output_type="error", ename=ename, evalue=message, traceback=[f"\x1b[0;31m{ename}\x1b[0m: {message}"]
+    )
 
 
 def cell_label(cell, index: int) -> str:
     "How a report names a cell: its nbgrader id when it has one."
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return f"cell {index} ({grade_id})" if grade_id else f"cell {index}"
+    return f"cell {index} ({grade_id(cell)})" if grade_id(cell) else f"cell {index}"
 
 
-def is_demo(cell) -> bool:
-    "A code cell tagged `demo` that nbgrader does not grade, lock or take as a solution."
-    return (cell.cell_type == "code" and "demo" in cell.get("metadata", {}).get("tags", [])
-            and not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)))
+def verdicts(resources) -> dict:
+    "{grade id: {score, checks}} that `Judge` left in `resources` for the writer."
+    return resources.setdefault("tinytorch", {}).setdefault("verdicts", {})
 
 
 class RobustExecute(Execute):
@@ -52,11 +55,14 @@ class RobustExecute(Execute):
 
     max_restarts = Integer(3, help="How many dead kernels to survive before giving up on the rest.").tag(config=True)
     sandbox = Bool(True, help="Run each kernel in a bubblewrap sandbox (tinytorch_course.sandbox).").tag(config=True)
-    skip_demo = Bool(True, help="Skip cells tagged `demo` (figures, races, timing: they grade nothing).").tag(config=True)
+    skip_demo = Bool(True, help="Skip cells tagged `demo` (figures, races, timing: they grade nothing).").tag(
+        config=True
+    )
 
     def create_kernel_manager(self):
         if self.sandbox:
             from .sandbox import SandboxedKernelManager
+
             self.kernel_manager_class = SandboxedKernelManager
         return super().create_kernel_manager()
 
@@ -75,14 +81,17 @@ class RobustExecute(Execute):
                 index = self._current
                 if index is None:  # died before any cell: the grading environment, not the student
                     raise
-                self._skip[index] = ("The kernel died while running this cell (os._exit, a crash or running out "
-                                     "of memory). The notebook was run again without it.")
+                self._skip[index] = (
+                    KERNEL_DIED,
+                    "The kernel died while running this cell (os._exit, a crash or "
+                    "running out of memory). The notebook was run again without it.",
+                )
                 self.log.warning("Kernel died in %s; re-running without it", cell_label(work.cells[index], index))
         for index, cell in enumerate(work.cells):
             if cell.cell_type == "code" and index >= self._current and index not in self._skip:
-                self._skip[index] = "Not run: the kernel kept dying, so grading stopped before this cell."
-        for index, message in self._skip.items():
-            work.cells[index].outputs = [error_output(KERNEL_DIED if "died" in message else NOT_RUN, message)]
+                self._skip[index] = (NOT_RUN, "Not run: the kernel kept dying, so grading stopped before this cell.")
+        for index, (ename, message) in self._skip.items():
+            work.cells[index].outputs = [error_output(ename, message)]
         return self._copy_into(nb, work), resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -91,15 +100,19 @@ class RobustExecute(Execute):
             cell.outputs, cell.execution_count = [], None
             return cell, resources
         if index in self._skip:
-            cell.outputs = [error_output(KERNEL_DIED, self._skip[index])]
+            cell.outputs = [error_output(*self._skip[index])]
             return cell, resources
         if hasattr(self.km, "lock"):  # sandboxed: the kernel is up, its socket folder can close
             self.km.lock()
         try:
             return super().preprocess_cell(cell, resources, index)
         except CellTimeoutError:  # the kernel went silent (starved by its own processes): this cell fails
-            cell.outputs.append(error_output("CellTimeoutError", "The kernel stopped answering while running this "
-                                             "cell (processes it started were stopped)."))
+            cell.outputs.append(
+                error_output(
+                    CELL_TIMEOUT,
+                    "The kernel stopped answering while running this cell (processes it started were stopped).",
+                )
+            )
             return cell, resources
         finally:
             if hasattr(self.km, "reap") and self.km.reap():
@@ -132,8 +145,11 @@ def _clean_text(text: str, secret: set) -> str:
     "`text` without the lines that show any of `secret` (compared without colour codes or HTML escapes)."
     if not secret or not isinstance(text, str):
         return text
-    kept = [line for line in text.splitlines(keepends=True)
-            if not any(s in html.unescape(_ANSI.sub("", line)) for s in secret)]
+    kept = [
+        line
+        for line in text.splitlines(keepends=True)
+        if not any(s in html.unescape(_ANSI.sub("", line)) for s in secret)
+    ]
     return "".join(kept)
 
 
@@ -156,49 +172,60 @@ class Judge(NbGraderPreprocessor):
     """Score graded test cells from the judge's verdicts (outside the kernel); remove the kernel's reports.
 
     A test cell scores 0 if its visible part failed (an error output), else its points times the share
-    of its hidden checks that passed. The score goes to the cell's `tinytorch` metadata, which
-    `SaveJudgedGrades` records; whatever a submission put there is removed first.
+    of its hidden checks that passed. The verdicts go to `resources` (see `verdicts`), which
+    `SaveJudgedGrades` records: nothing in the notebook, which the submission wrote, is read back.
     """
 
     def preprocess(self, nb, resources):
-        from .judge import judge_cell
+        from ..checks.judge import judge_cell
+
         secret = hidden_lines(nb)
+        judged = verdicts(resources)
+        judged.clear()
         for cell in nb.cells:
-            cell.metadata.pop("tinytorch", None)
             if cell.cell_type != "code":
                 continue
-            reports = [o.data[MIME] for o in cell.outputs if MIME in o.get("data", {}) and isinstance(o.data[MIME], dict)]
+            reports = [
+                o.data[MIME] for o in cell.outputs if MIME in o.get("data", {}) and isinstance(o.data[MIME], dict)
+            ]
             cell.outputs = [o for o in cell.outputs if MIME not in o.get("data", {})]
             scrub_outputs(cell, secret)
             if utils.is_grade(cell) and not utils.is_solution(cell):
-                self._score(cell, [r for r in reports if r.get("cell") == cell.metadata.nbgrader.get("grade_id")],
-                            judge_cell)
+                judged[grade_id(cell)] = self._score(
+                    cell, [r for r in reports if r.get("cell") == grade_id(cell)], judge_cell
+                )
         return nb, resources
 
     @staticmethod
-    def _score(cell, reports, judge_cell):
+    def _score(cell, reports, judge_cell) -> dict:
         points = float(cell.metadata.nbgrader.get("points", 0))
         failed = any(o.get("output_type") == "error" for o in cell.outputs)
-        verdicts = [] if failed else judge_cell(cell.metadata.nbgrader["grade_id"], reports)
+        verdicts = [] if failed else judge_cell(grade_id(cell), reports)
         passed = sum(v["passed"] for v in verdicts)
         score = points * passed / len(verdicts) if verdicts and not failed else 0.0  # no judged check, no points
         if failed:  # for the class report: every check of the cell failed, with the visible error as the reason
-            from .harness import PROBES
             error = next(o for o in cell.outputs if o.get("output_type") == "error")
-            reason = f"the visible test failed first: {error.get('ename', 'Error')}: {str(error.get('evalue', ''))[:200]}"
-            checks = [{"check": spec["check"], "passed": False, "message": reason}
-                      for spec in PROBES.get(cell.metadata.nbgrader["grade_id"], [])]
+            reason = (
+                f"the visible test failed first: {error.get('ename', 'Error')}: {str(error.get('evalue', ''))[:200]}"
+            )
+            checks = [
+                {"check": spec["check"], "passed": False, "message": reason} for spec in PROBES.get(grade_id(cell), [])
+            ]
         else:
             checks = [{k: v[k] for k in ("check", "passed", "message")} for v in verdicts]
-        cell.metadata["tinytorch"] = {"score": score, "checks": checks}
+        verdict = {"score": score, "checks": checks}
         if failed:
-            lines = [f"This cell scores 0 of {points:g}: it stopped with the error above, so its hidden checks did not count."]
+            lines = [
+                f"This cell scores 0 of {points:g}: it stopped with the error above, "
+                "so its hidden checks did not count."
+            ]
         elif verdicts:
             lines = [f"Hidden checks: {passed} of {len(verdicts)} passed ({score:.3g} of {points:g} points)."]
             lines += [f"  passed: {v['check']}" if v["passed"] else f"  FAILED: {v['message']}" for v in verdicts]
         else:
-            return
+            return verdict
         cell.outputs.append(NotebookNode(output_type="stream", name="stdout", text="\n".join(lines) + "\n"))
+        return verdict
 
 
 class SaveJudgedGrades(SaveAutoGrades):
@@ -207,10 +234,9 @@ class SaveJudgedGrades(SaveAutoGrades):
     def _add_score(self, cell, resources):
         if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return super()._add_score(cell, resources)
-        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
-                                          self.assignment_id, self.student_id)
+        grade = self.gradebook.find_grade(grade_id(cell), self.notebook_id, self.assignment_id, self.student_id)
         points = float(cell.metadata.nbgrader.get("points", 0))
-        judged = cell.metadata.get("tinytorch", {}).get("score", 0.0)  # not judged: no points
+        judged = verdicts(resources).get(grade_id(cell), {}).get("score", 0.0)  # not judged: no points
         grade.auto_score = min(max(float(judged), 0.0), points)
         grade.needs_manual_grade = grade.manual_score is not None
         self.gradebook.db.commit()
@@ -221,8 +247,11 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         secret = hidden_lines(nb)
-        locked = {c.get("execution_count") for c in nb.cells
-                  if c.cell_type == "code" and utils.is_grade(c) and c.get("execution_count")}
+        locked = {
+            c.get("execution_count")
+            for c in nb.cells
+            if c.cell_type == "code" and utils.is_grade(c) and c.get("execution_count")
+        }
         for cell in nb.cells:
             if cell.cell_type == "code":
                 scrub_outputs(cell, secret)
@@ -248,10 +277,6 @@ class HideHiddenTests(NbGraderPreprocessor):
         return kept + [f"\x1b[0;31m{output.get('ename', 'Error')}\x1b[0m: {output.get('evalue', '')}"]
 
 
-def _grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
 class RestoreMissingCells(NbGraderPreprocessor):
     """Put back read-only and graded cells a student deleted, where they stood in the source.
 
@@ -271,28 +296,30 @@ class RestoreMissingCells(NbGraderPreprocessor):
         folder = coursedir.format_path(coursedir.source_directory, ".", info["assignment"])
         source = nbformat.read(Path(folder) / f"{info['notebook']}.ipynb", as_version=4)
         events = resources.setdefault("grading_events", [])
-        present = {_grade_id(c) for c in nb.cells} - {None}
-        order = [c for c in source.cells if _grade_id(c)]
+        present = {grade_id(c) for c in nb.cells} - {None}
+        order = [c for c in source.cells if grade_id(c)]
         for position, cell in enumerate(order):
             meta = cell.metadata.nbgrader
-            if _grade_id(cell) in present or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
+            if grade_id(cell) in present or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
                 continue
             restored = copy.deepcopy(cell)
             if restored.cell_type == "code":
                 restored.outputs, restored.execution_count = [], None
             nb.cells.insert(self._insert_at(nb, order, position), restored)
-            present.add(_grade_id(cell))
-            events.append(f"Cell {_grade_id(cell)} was missing from the submission and has been put back.")
+            present.add(grade_id(cell))
+            events.append(
+                Event(RESTORED, f"Cell {grade_id(cell)} was missing from the submission and has been put back.")
+            )
         return nb, resources
 
     @staticmethod
     def _insert_at(nb, order, position) -> int:
         "Just after the nearest earlier source cell the submission has, else before the nearest later one."
-        index_of = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
+        index_of = {grade_id(c): i for i, c in enumerate(nb.cells) if grade_id(c)}
         for earlier in reversed(order[:position]):
-            if _grade_id(earlier) in index_of:
-                return index_of[_grade_id(earlier)] + 1
-        for later in order[position + 1:]:
-            if _grade_id(later) in index_of:
-                return index_of[_grade_id(later)]
+            if grade_id(earlier) in index_of:
+                return index_of[grade_id(earlier)] + 1
+        for later in order[position + 1 :]:
+            if grade_id(later) in index_of:
+                return index_of[grade_id(later)]
         return len(nb.cells)

@@ -1,6 +1,6 @@
 """Check my notebook: the grader's path, without the hidden tests, before you hand in.
 
-    python -m tinytorch_course.check [modules/07_optimizers/optimizers.ipynb]
+    python -m tinytorch_course.student.check [modules/07_optimizers/optimizers.ipynb]
 
 Run it from the repository's top folder after saving the notebook. It reads the *saved* file, as
 the grader will, and checks that:
@@ -17,6 +17,7 @@ course's `binder/` installs. It never sees the hidden tests: a notebook it accep
 hidden-test points, but not to a missing file, a damaged cell, a name that only existed in your
 live kernel, or a failing visible test.
 """
+
 import argparse
 import copy
 import hashlib
@@ -26,13 +27,15 @@ from pathlib import Path
 
 import nbformat
 
+from .notebook import grade_id, is_demo, nbgrader_meta
+
 MANIFEST = Path(__file__).with_name("check_manifest.json")  # written by the course's `make release`
 ANSWER_STUB = "YOUR ANSWER HERE"
 
 
 def checksum(cell) -> str:
     "nbgrader's cell checksum (nbgrader.utils.compute_checksum), without needing nbgrader."
-    meta = cell.metadata.get("nbgrader", {})
+    meta = nbgrader_meta(cell)
     grade, solution = bool(meta.get("grade")), bool(meta.get("solution"))
     locked = not solution and (grade or bool(meta.get("locked")))
     digest = hashlib.md5()
@@ -47,16 +50,19 @@ def manifest_of(release_nb, notebook: str) -> dict:
     "What the checker needs to know of the released notebook at `notebook` (no solution, no hidden test)."
     cells = []
     for cell in release_nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("grade_id") and (meta.get("grade") or meta.get("locked") or meta.get("solution")):
-            cells.append({"grade_id": meta["grade_id"], "type": cell.cell_type, "graded": bool(meta.get("grade")),
-                          "solution": bool(meta.get("solution")), "points": float(meta.get("points", 0)),
-                          "checksum": None if meta.get("solution") else checksum(cell)})
+            cells.append(
+                {
+                    "grade_id": meta["grade_id"],
+                    "type": cell.cell_type,
+                    "graded": bool(meta.get("grade")),
+                    "solution": bool(meta.get("solution")),
+                    "points": float(meta.get("points", 0)),
+                    "checksum": None if meta.get("solution") else checksum(cell),
+                }
+            )
     return {"notebook": notebook, "cells": cells}
-
-
-def _is_demo(cell) -> bool:  # preprocessors.is_demo, without nbgrader (not installed on Binder)
-    return cell.cell_type == "code" and "demo" in cell.metadata.get("tags", []) and not cell.metadata.get("nbgrader")
 
 
 def check(path: Path, manifest: dict, timeout: int = 60) -> dict:
@@ -71,22 +77,33 @@ def check(path: Path, manifest: dict, timeout: int = 60) -> dict:
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:
-        found["defects"].append(f"{path} cannot be read as a notebook ({str(exc).splitlines()[0][:120]}): it would score 0.")
+        found["defects"].append(
+            f"{path} cannot be read as a notebook ({str(exc).splitlines()[0][:120]}): it would score 0."
+        )
         return found
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    by_id = {grade_id(c): c for c in nb.cells}
     for want in manifest["cells"]:
         cell = by_id.get(want["grade_id"])
         if cell is None:
-            found["defects"].append(f"Cell {want['grade_id']} was deleted. " + (
-                "It holds your answer: the grader will find nothing there and score it 0." if want["solution"]
-                else "The grader will put the original back, but check nothing of yours depended on its removal."))
+            found["defects"].append(
+                f"Cell {want['grade_id']} was deleted. "
+                + (
+                    "It holds your answer: the grader will find nothing there and score it 0."
+                    if want["solution"]
+                    else "The grader will put the original back, but check nothing of yours depended on its removal."
+                )
+            )
         elif want["checksum"] and checksum(cell) != want["checksum"]:
-            found["defects"].append(f"Cell {want['grade_id']} was changed, and it is read-only: the grader will replace "
-                                    "it with the original. Undo your change (or copy the cell from a fresh copy).")
+            found["defects"].append(
+                f"Cell {want['grade_id']} was changed, and it is read-only: the grader will replace "
+                "it with the original. Undo your change (or copy the cell from a fresh copy)."
+            )
         elif want["solution"] and want["type"] == "markdown" and cell.source.strip() == ANSWER_STUB:
             found["defects"].append(f"Written answer {want['grade_id']} is still empty: it will score 0.")
-    found["graded"] = {"auto": sum(w["points"] for w in manifest["cells"] if w["graded"] and w["type"] == "code"),
-                       "written": sum(w["points"] for w in manifest["cells"] if w["graded"] and w["type"] == "markdown")}
+    found["graded"] = {
+        "auto": sum(w["points"] for w in manifest["cells"] if w["graded"] and w["type"] == "code"),
+        "written": sum(w["points"] for w in manifest["cells"] if w["graded"] and w["type"] == "markdown"),
+    }
     _run(nb, path.parent, timeout, found)
     return found
 
@@ -94,15 +111,17 @@ def check(path: Path, manifest: dict, timeout: int = 60) -> dict:
 def _run(nb, folder: Path, timeout: int, found: dict) -> None:
     "Run the saved notebook in a fresh kernel, as the grader does; record visible tests and errors."
     from nbclient import NotebookClient
+
     work = copy.deepcopy(nb)
-    work.cells = [c for c in work.cells if not _is_demo(c)]
+    work.cells = [c for c in work.cells if not is_demo(c)]
     for cell in work.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    NotebookClient(work, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        work, timeout=timeout, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(folder)}}
+    ).execute()
     for cell in work.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if cell.cell_type != "code":
             continue
@@ -110,8 +129,11 @@ def _run(nb, folder: Path, timeout: int, found: dict) -> None:
             target = found["failed_tests"] if errors else found["passed_tests"]
             target.append(meta["grade_id"] + (f": {errors[0]['ename']}: {errors[0]['evalue'][:200]}" if errors else ""))
         elif errors:
-            where = meta.get("grade_id") or f"a cell starting {cell.source.strip().splitlines()[0][:40]!r}" \
-                if cell.source.strip() else "an empty cell"
+            where = (
+                meta.get("grade_id") or f"a cell starting {cell.source.strip().splitlines()[0][:40]!r}"
+                if cell.source.strip()
+                else "an empty cell"
+            )
             found["errors"].append(f"{where}: {errors[0]['ename']}: {errors[0]['evalue'][:200]}")
 
 
@@ -119,20 +141,28 @@ def checklist(found: dict) -> str:
     lines = ["Check my notebook: the grader's path without its hidden tests", ""]
     graded = found.get("graded")
     if graded:
-        lines.append(f"Will be graded: {len(found['passed_tests']) + len(found['failed_tests'])} test cells "
-                     f"({graded['auto']:g} points, by the grader) and your written answers ({graded['written']:g} points, "
-                     "by your instructor).")
+        lines.append(
+            f"Will be graded: {len(found['passed_tests']) + len(found['failed_tests'])} test cells "
+            f"({graded['auto']:g} points, by the grader) and your written answers ({graded['written']:g} points, "
+            "by your instructor)."
+        )
     lines += [f"  {n}" for n in found.get("notes", [])]
     lines.append(f"[{'x' if not found['defects'] else ' '}] the file and its read-only cells are as the grader expects")
     lines += [f"      - {d}" for d in found["defects"]]
-    lines.append(f"[{'x' if not found['failed_tests'] and graded else ' '}] every visible test passes in a fresh "
-                 f"kernel ({len(found['passed_tests'])} passed, {len(found['failed_tests'])} failed)")
+    lines.append(
+        f"[{'x' if not found['failed_tests'] and graded else ' '}] every visible test passes in a fresh "
+        f"kernel ({len(found['passed_tests'])} passed, {len(found['failed_tests'])} failed)"
+    )
     lines += [f"      - FAILED {t} (this cell would score 0)" for t in found["failed_tests"]]
     if found["errors"]:
         lines.append("[ ] other cells raised errors in a fresh kernel (a name from a deleted or later cell?):")
         lines += [f"      - {e}" for e in found["errors"]]
-    lines += ["", "Ready to hand in." if ready(found) else
-              "Fix the items above, save, and run this check again. Then hand in the saved notebook."]
+    lines += [
+        "",
+        "Ready to hand in."
+        if ready(found)
+        else "Fix the items above, save, and run this check again. Then hand in the saved notebook.",
+    ]
     return "\n".join(lines)
 
 
@@ -141,7 +171,9 @@ def ready(found: dict) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinytorch_course.check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinytorch_course.student.check", description=__doc__.split("\n")[0]
+    )
     manifest = json.loads(MANIFEST.read_text())
     parser.add_argument("notebook", nargs="?", default=manifest["notebook"])
     parser.add_argument("--timeout", type=int, default=60, help="seconds a cell may run (the grader allows 60)")

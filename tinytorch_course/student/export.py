@@ -4,6 +4,7 @@ nbgrader needs delimiter comments around each solution, and its student version 
 "your code here" comment in front of every stub. Neither belongs in `tinytorch/`, so this processor
 drops those lines from every exported cell. Configured in `pyproject.toml` as `export_procs`.
 """
+
 import re
 
 GRADER_LINE = re.compile(r"^[ \t]*(### (BEGIN|END) SOLUTION|# YOUR CODE HERE)[ \t]*$")

@@ -1,10 +1,12 @@
 """Example submissions as files: every example, hostile notebook and attack, by name, built from the current source."""
+
 import json
 from pathlib import Path
 
+from ..grading.course import ASSIGNMENT, NOTEBOOK, SOURCE
+from ..grading.course import REPO as ROOT
 from .attacks import ATTACKS, HONEST
-from .course import ASSIGNMENT, NOTEBOOK, REPO as ROOT, SOURCE
-from .examples import BUGS, CORRECT, HOSTILE, UNREADABLE
+from .submissions import BUGS, CORRECT, HOSTILE, UNREADABLE
 
 
 def build(name: str, course_root: Path = ROOT):

@@ -4,10 +4,19 @@ nbgrader's Autograde.sanitize_preprocessors, then its autograde_preprocessors sp
 grading worker runs (execute in the sandbox, judge, no gradebook writes) and what only the single
 writer runs (record the judged grades). Then what feedback runs.
 """
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
-                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec)
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+)
 
 from .preprocessors import HideHiddenTests, Judge, RestoreMissingCells, RobustExecute, SaveJudgedGrades
 

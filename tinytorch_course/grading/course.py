@@ -1,4 +1,5 @@
 """A course folder: where a submission is read from and written to, for the one graded assignment."""
+
 import hashlib
 import os
 import shutil
@@ -6,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nbgrader.coursedir import CourseDirectory
 from traitlets.config.loader import PyFileConfigLoader
 
-from nbgrader.coursedir import CourseDirectory
-
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "modules" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
 
 
@@ -22,8 +22,9 @@ def tool_env(**extra) -> dict:
 
 def run_script(cwd, *args):
     "Run a console script of this Python environment in `cwd`; raise with its output if it fails."
-    proc = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=cwd, env=tool_env(),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=cwd, env=tool_env(), capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -59,6 +60,7 @@ class Course:
 def points(source=SOURCE) -> dict:
     """{"auto": points the grader computes, "manual": points of written answers an instructor grades}."""
     import nbformat
+
     totals = {"auto": 0.0, "manual": 0.0}
     for cell in nbformat.read(source, as_version=4).cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})

@@ -8,6 +8,7 @@ the judge (`judge.py`, outside the kernel) computes the answers from the same in
 A submission can read or replace all of this. That gains nothing: a check passes only when the
 reported numbers are the ones a correct optimizer produces, and a missing report fails.
 """
+
 import base64
 
 import numpy as np
@@ -16,8 +17,12 @@ MIME = "application/vnd.tinytorch.observation+json"
 SHAPES = [(7,), (4, 5), (4, 5), (2, 3, 4)]  # 1-d, 2-d, 3-d; two alike: state must not be shared
 # The corners, each checked on its own so that a slip there costs only its own points:
 # {corner: (shapes, dtype)}. "non-contiguous" parameters are strided views (see `_parameter`).
-CORNERS = {"0-d": ([(), (), (3,)], "float32"), "non-contiguous": ([(4, 5), (3, 4)], "float32"),
-           "float64": (SHAPES, "float64"), "float16": (SHAPES, "float16")}
+CORNERS = {
+    "0-d": ([(), (), (3,)], "float32"),
+    "non-contiguous": ([(4, 5), (3, 4)], "float32"),
+    "float64": (SHAPES, "float64"),
+    "float16": (SHAPES, "float16"),
+}
 
 
 def init(seed, shapes=SHAPES, dtype="float32"):
@@ -51,8 +56,15 @@ def first_step_grads(seed):
 # ---- what each graded cell's hidden region runs ------------------------------------------------
 def rule(name, cls, hyper, steps=6, scale=1.0, seeds=(0, 1, 2)):
     "A check of the update rule: the parameters after each of `steps` steps, for each seed."
-    return {"check": name, "probe": "trajectory", "cls": cls, "hyper": hyper, "steps": steps, "scale": scale,
-            "seeds": list(seeds)}
+    return {
+        "check": name,
+        "probe": "trajectory",
+        "cls": cls,
+        "hyper": hyper,
+        "steps": steps,
+        "scale": scale,
+        "seeds": list(seeds),
+    }
 
 
 def probe(name, kind, **args):
@@ -61,8 +73,9 @@ def probe(name, kind, **args):
 
 def contract(cls, hyper, seed=21, steps=3, skip=1, as_array=2):
     "The step contract: parameter `skip` never gets a gradient, parameter `as_array` gets a bare numpy array."
-    return probe(f"{cls} step contract", "contract", cls=cls, hyper=hyper, seed=seed, steps=steps, skip=skip,
-                 as_array=as_array)
+    return probe(
+        f"{cls} step contract", "contract", cls=cls, hyper=hyper, seed=seed, steps=steps, skip=skip, as_array=as_array
+    )
 
 
 def state_bytes(what, cls, hyper, seed=31, skip=1, dtype="float32"):
@@ -72,18 +85,30 @@ def state_bytes(what, cls, hyper, seed=31, skip=1, dtype="float32"):
 
 def resume(cls, hyper, seed=42, steps=6, at=3):
     "`steps` steps straight through against a run resumed from a state_dict taken after step `at`."
-    return probe(f"{cls} resumes from state_dict bit for bit", "resume", cls=cls, hyper=hyper, seed=seed, steps=steps,
-                 at=at)
+    return probe(
+        f"{cls} resumes from state_dict bit for bit", "resume", cls=cls, hyper=hyper, seed=seed, steps=steps, at=at
+    )
 
 
-CORNER_NAMES = {"0-d": "0-d parameters", "non-contiguous": "non-contiguous parameters",
-                "float64": "float64 parameters", "float16": "float16 parameters"}
+CORNER_NAMES = {
+    "0-d": "0-d parameters",
+    "non-contiguous": "non-contiguous parameters",
+    "float64": "float64 parameters",
+    "float16": "float16 parameters",
+}
 
 
 def corner(cls, hyper, what, seed, steps=4):
     "A check of one corner: `cls` on parameters of one unusual shape, layout or dtype."
-    return {"check": f"{cls} on {CORNER_NAMES[what]}", "probe": "corner", "cls": cls, "hyper": hyper,
-            "corner": what, "seed": seed, "steps": steps}
+    return {
+        "check": f"{cls} on {CORNER_NAMES[what]}",
+        "probe": "corner",
+        "cls": cls,
+        "hyper": hyper,
+        "corner": what,
+        "seed": seed,
+        "steps": steps,
+    }
 
 
 PROBES = {
@@ -91,69 +116,100 @@ PROBES = {
         probe("params become a list of the very tensors given", "base-params", seed=3),
         probe("an empty parameter list raises ValueError", "raises", call="empty"),
         probe("requires_grad=False raises ValueError naming the parameter", "raises", call="frozen"),
-        probe("zero_grad clears Tensor and array gradients", "zero-grad", seed=3)],
+        probe("zero_grad clears Tensor and array gradients", "zero-grad", seed=3),
+    ],
     "test-sgd-plain": [
         rule("SGD (lr=0.1)", "SGD", {"lr": 0.1}),
         rule("SGD (lr=0.03), large gradients", "SGD", {"lr": 0.03}, scale=10.0),
-        rule("SGD with momentum=0", "SGD", {"lr": 0.1, "momentum": 0.0})],
+        rule("SGD with momentum=0", "SGD", {"lr": 0.1, "momentum": 0.0}),
+    ],
     "test-sgd-momentum": [
         rule("SGD with momentum=0.9", "SGD", {"lr": 0.05, "momentum": 0.9}, steps=8),
-        rule("SGD with momentum=0.5", "SGD", {"lr": 0.1, "momentum": 0.5})],
+        rule("SGD with momentum=0.5", "SGD", {"lr": 0.1, "momentum": 0.5}),
+    ],
     "test-sgd-weight-decay": [
         rule("SGD with weight_decay=0.1", "SGD", {"lr": 0.1, "weight_decay": 0.1}),
-        rule("SGD with momentum and weight_decay", "SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.2},
-             steps=8)],
+        rule("SGD with momentum and weight_decay", "SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.2}, steps=8),
+    ],
     "test-adam-update": [
         rule("Adam (defaults, lr=0.01)", "Adam", {"lr": 0.01}),
         rule("Adam (betas=(0.8, 0.99), eps=1e-3)", "Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-3}, steps=8),
-        rule("Adam with tiny gradients (1e-6)", "Adam", {"lr": 0.01, "eps": 1e-8}, scale=1e-6)],
+        rule("Adam with tiny gradients (1e-6)", "Adam", {"lr": 0.01, "eps": 1e-8}, scale=1e-6),
+    ],
     "test-adam-bias-correction": [
         probe("first Adam step (lr=0.01)", "first-step", seed=4, hyper={"lr": 0.01, "betas": (0.9, 0.999)}),
-        probe("first Adam step (lr=0.1, betas=(0.5, 0.9))", "first-step", seed=5,
-              hyper={"lr": 0.1, "betas": (0.5, 0.9)}),
-        probe("first Adam step (lr=0.003, betas=(0.95, 0.9999))", "first-step", seed=6,
-              hyper={"lr": 0.003, "betas": (0.95, 0.9999)}),
-        rule("Adam, first three steps", "Adam", {"lr": 0.05, "betas": (0.9, 0.99)}, steps=3, seeds=(7, 8))],
+        probe(
+            "first Adam step (lr=0.1, betas=(0.5, 0.9))", "first-step", seed=5, hyper={"lr": 0.1, "betas": (0.5, 0.9)}
+        ),
+        probe(
+            "first Adam step (lr=0.003, betas=(0.95, 0.9999))",
+            "first-step",
+            seed=6,
+            hyper={"lr": 0.003, "betas": (0.95, 0.9999)},
+        ),
+        rule("Adam, first three steps", "Adam", {"lr": 0.05, "betas": (0.9, 0.99)}, steps=3, seeds=(7, 8)),
+    ],
     "test-adam-l2": [
         rule("Adam with weight_decay=0.1", "Adam", {"lr": 0.01, "weight_decay": 0.1}),
-        rule("Adam with weight_decay=1.0, small gradients", "Adam", {"lr": 0.01, "weight_decay": 1.0}, scale=0.01)],
+        rule("Adam with weight_decay=1.0, small gradients", "Adam", {"lr": 0.01, "weight_decay": 1.0}, scale=0.01),
+    ],
     "test-adamw-decay": [
         probe("AdamW decay alone (lr=0.1, weight_decay=0.5)", "decay-only", seed=11, lr=0.1, weight_decay=0.5),
         probe("AdamW decay alone (lr=0.01, weight_decay=2.0)", "decay-only", seed=12, lr=0.01, weight_decay=2.0),
         rule("AdamW with weight_decay=0.02", "AdamW", {"lr": 0.01, "weight_decay": 0.02}),
-        rule("AdamW with weight_decay=0.1, small gradients", "AdamW", {"lr": 0.01, "weight_decay": 0.1}, scale=0.01)],
-    "test-adamw-is-adam": [
-        rule("AdamW with weight_decay=0", "AdamW", {"lr": 0.01, "weight_decay": 0.0})],
+        rule("AdamW with weight_decay=0.1, small gradients", "AdamW", {"lr": 0.01, "weight_decay": 0.1}, scale=0.01),
+    ],
+    "test-adamw-is-adam": [rule("AdamW with weight_decay=0", "AdamW", {"lr": 0.01, "weight_decay": 0.0})],
     "test-step-contract": [
         contract("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
         contract("Adam", {"lr": 0.01, "weight_decay": 0.1}),
-        contract("AdamW", {"lr": 0.01, "weight_decay": 0.1})],
+        contract("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    ],
     "test-state-bytes": [
         state_bytes("SGD without momentum", "SGD", {"lr": 0.1}),
         state_bytes("SGD with momentum", "SGD", {"lr": 0.1, "momentum": 0.9}),
         state_bytes("Adam", "Adam", {"lr": 0.01}),
         state_bytes("AdamW", "AdamW", {"lr": 0.01}),
         state_bytes("Adam on float64 parameters", "Adam", {"lr": 0.01}, dtype="float64"),
-        state_bytes("SGD with momentum on float16 parameters", "SGD", {"lr": 0.1, "momentum": 0.9}, dtype="float16")],
+        state_bytes("SGD with momentum on float16 parameters", "SGD", {"lr": 0.1, "momentum": 0.9}, dtype="float16"),
+    ],
     "test-memory-estimate": [
-        probe(f"estimate_training_memory({n}, {kind!r}, momentum={mu}, bytes_per_value={b})", "estimate",
-              args=[n, kind], kwargs={"momentum": mu, "bytes_per_value": b})
-        for n, kind, mu, b in [(10_000_000_000, "adam", 0.0, 4), (175_000_000_000, "AdamW", 0.0, 2),
-                               (12345, "sgd", 0.0, 4), (12345, "SGD", 0.9, 8), (0, "adam", 0.0, 4),
-                               (999, "sgd", 0.5, 2)]
-    ] + [probe(f"estimate_training_memory({n}, {kind!r}) raises ValueError", "raises", call="estimate",
-               args=[n, kind]) for kind, n in [("rmsprop", 10), ("adam", -1)]],
+        probe(
+            f"estimate_training_memory({n}, {kind!r}, momentum={mu}, bytes_per_value={b})",
+            "estimate",
+            args=[n, kind],
+            kwargs={"momentum": mu, "bytes_per_value": b},
+        )
+        for n, kind, mu, b in [
+            (10_000_000_000, "adam", 0.0, 4),
+            (175_000_000_000, "AdamW", 0.0, 2),
+            (12345, "sgd", 0.0, 4),
+            (12345, "SGD", 0.9, 8),
+            (0, "adam", 0.0, 4),
+            (999, "sgd", 0.5, 2),
+        ]
+    ]
+    + [
+        probe(f"estimate_training_memory({n}, {kind!r}) raises ValueError", "raises", call="estimate", args=[n, kind])
+        for kind, n in [("rmsprop", 10), ("adam", -1)]
+    ],
     "test-checkpoint": [
         probe("momentum state: copies out, checked copies in", "momentum-state", seed=41),
         resume("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
         resume("Adam", {"lr": 0.01}),
-        resume("AdamW", {"lr": 0.01})],
+        resume("AdamW", {"lr": 0.01}),
+    ],
     "test-corner-cases": [
         corner(cls, hyper, what, seed=50 + 4 * k + j)
-        for k, (cls, hyper) in enumerate([("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
-                                          ("Adam", {"lr": 0.1, "weight_decay": 0.1}),
-                                          ("AdamW", {"lr": 0.1, "weight_decay": 0.1})])
-        for j, what in enumerate(CORNERS)],
+        for k, (cls, hyper) in enumerate(
+            [
+                ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+                ("Adam", {"lr": 0.1, "weight_decay": 0.1}),
+                ("AdamW", {"lr": 0.1, "weight_decay": 0.1}),
+            ]
+        )
+        for j, what in enumerate(CORNERS)
+    ],
 }
 
 
@@ -175,6 +231,7 @@ def encode(value):
 def emit(observation):
     "Publish one observation to the grader (display data that a notebook front end does not render)."
     from IPython.display import display
+
     display({MIME: observation}, raw=True)
 
 
@@ -224,8 +281,12 @@ def _corner(ns, spec):
     params = [_parameter(Tensor, x, spec["corner"] == "non-contiguous") for x in values]
     opt = cls(params, **spec["hyper"])
     snaps = _run(Tensor, opt, params, gradients)
-    buffers = [str(np.asarray(b).dtype) for name in getattr(opt, "state_names", ())
-               for b in getattr(opt, name, None) or [] if b is not None]
+    buffers = [
+        str(np.asarray(b).dtype)
+        for name in getattr(opt, "state_names", ())
+        for b in getattr(opt, name, None) or []
+        if b is not None
+    ]
     return {"run": snaps, "buffer_dtypes": buffers}
 
 
@@ -233,16 +294,22 @@ def _base_params(ns, spec):
     Tensor = ns["Tensor"]
     ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = ns["Optimizer"](p for p in ps)
-    return {"is_list": isinstance(opt.params, list), "length": len(opt.params),
-            "same": isinstance(opt.params, list) and all(a is b for a, b in zip(opt.params, ps))}
+    return {
+        "is_list": isinstance(opt.params, list),
+        "length": len(opt.params),
+        "same": isinstance(opt.params, list) and all(a is b for a, b in zip(opt.params, ps)),
+    }
 
 
 def _raises(ns, spec):
     Tensor = ns["Tensor"]
-    calls = {"empty": lambda: ns["Optimizer"]([]),
-             "frozen": lambda: ns["Optimizer"]([Tensor(1.0, requires_grad=True), Tensor(2.0),
-                                                Tensor(3.0, requires_grad=True)]),
-             "estimate": lambda: ns["estimate_training_memory"](*spec.get("args", []))}
+    calls = {
+        "empty": lambda: ns["Optimizer"]([]),
+        "frozen": lambda: ns["Optimizer"](
+            [Tensor(1.0, requires_grad=True), Tensor(2.0), Tensor(3.0, requires_grad=True)]
+        ),
+        "estimate": lambda: ns["estimate_training_memory"](*spec.get("args", [])),
+    }
     try:
         calls[spec["call"]]()
     except Exception as exc:  # the judge decides whether it is the right exception
@@ -291,10 +358,17 @@ def _contract(ns, spec):
         kept = [_raw_grad(p) for p in ps]
         opt.step()
         changed.append([k is not None and not np.array_equal(_raw_grad(p), k) for p, k in zip(ps, kept)])
-    state = {a: getattr(opt, a)[spec["skip"]] is None for a in ("momentum_buffers", "m_buffers", "v_buffers")
-             if hasattr(opt, a)}
-    return {"grad_changed": changed, "after": [_data(p) for p in ps], "no_state_for_unused": state,
-            "step_count": opt.step_count}
+    state = {
+        a: getattr(opt, a)[spec["skip"]] is None
+        for a in ("momentum_buffers", "m_buffers", "v_buffers")
+        if hasattr(opt, a)
+    }
+    return {
+        "grad_changed": changed,
+        "after": [_data(p) for p in ps],
+        "no_state_for_unused": state,
+        "step_count": opt.step_count,
+    }
 
 
 def _state_bytes(ns, spec):
@@ -317,8 +391,10 @@ def _momentum_state(ns, spec):
     Tensor, SGD = ns["Tensor"], ns["SGD"]
     ps = [Tensor(x, requires_grad=True) for x in init(spec["seed"])]
     opt = SGD(ps, lr=0.1, momentum=0.9)
-    out = {"has_momentum": [bool(opt.has_momentum()), bool(SGD(ps, lr=0.1).has_momentum())],
-           "without_momentum": repr(SGD(ps, lr=0.1).get_momentum_state())}
+    out = {
+        "has_momentum": [bool(opt.has_momentum()), bool(SGD(ps, lr=0.1).has_momentum())],
+        "without_momentum": repr(SGD(ps, lr=0.1).get_momentum_state()),
+    }
     for p, g in zip(ps, grads(spec["seed"], 1)[0]):
         p.grad = Tensor(g)
     opt.step()
@@ -353,17 +429,27 @@ def _resume(ns, spec):
     b = [Tensor(x, requires_grad=True) for x in weights]
     opt_b = cls(b, **spec["hyper"])
     opt_b.load_state_dict(ckpt)
-    for gs in seq[spec["at"]:]:
+    for gs in seq[spec["at"] :]:
         for p, g in zip(b, gs):
             p.grad = Tensor(g)
         opt_b.step()
     return {"straight": [_data(p) for p in a], "resumed": [_data(p) for p in b]}
 
 
-RUNNERS = {"trajectory": _trajectory, "base-params": _base_params, "raises": _raises, "zero-grad": _zero_grad,
-           "first-step": _first_step, "decay-only": _decay_only, "contract": _contract,
-           "state-bytes": _state_bytes, "estimate": _estimate, "momentum-state": _momentum_state,
-           "resume": _resume, "corner": _corner}
+RUNNERS = {
+    "trajectory": _trajectory,
+    "base-params": _base_params,
+    "raises": _raises,
+    "zero-grad": _zero_grad,
+    "first-step": _first_step,
+    "decay-only": _decay_only,
+    "contract": _contract,
+    "state-bytes": _state_bytes,
+    "estimate": _estimate,
+    "momentum-state": _momentum_state,
+    "resume": _resume,
+    "corner": _corner,
+}
 
 
 def observe(cell_id, namespace, publish=None):

@@ -7,13 +7,14 @@ bind-mounted at the same path inside and outside, so the usual client works acro
 Inside, the kernel sees:
 - the system (`/usr`, `/etc`, ...) and this Python environment, read-only;
 - `/opt/grader/lib` (read-only, first on `sys.path`): the prerequisite package *without* the module-07
-  solution, and the kernel-side harness (`tinytorch_course.harness`), which holds no expected values;
+  solution, and the kernel-side harness (`tinytorch_course.checks.harness`), which holds no expected values;
 - a private writable home (`/home/student`, a size-capped tmpfs, the kernel's working folder) with a
   read-only copy of the notebook, and a private size-capped `/tmp`.
 It does not see the course folder (sources, gradebook, submissions, feedback), other students, the
 network (`--unshare-all`), or other processes (its own PID namespace). When the grader runs as root
 the kernel runs as an unprivileged user of its own, so the process limit applies.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,10 +53,12 @@ def check_sandbox() -> None:
     bwrap = _tool("bwrap")
     if bwrap is None or _tool("prlimit") is None or _tool("setpriv") is None:
         missing = "bwrap" if bwrap is None else "prlimit" if _tool("prlimit") is None else "setpriv"
-        raise SandboxUnavailable(f"`{missing}` is not installed, so submissions cannot be graded in a sandbox.\n"
-                                 f"Fix: {FIX if missing == 'bwrap' else 'apt-get install -y util-linux'}\n"
-                                 "Or grade without a sandbox (every row of grades.csv will say so): "
-                                 "make autograde ARGS=--unsandboxed")
+        raise SandboxUnavailable(
+            f"`{missing}` is not installed, so submissions cannot be graded in a sandbox.\n"
+            f"Fix: {FIX if missing == 'bwrap' else 'apt-get install -y util-linux'}\n"
+            "Or grade without a sandbox (every row of grades.csv will say so): "
+            "make autograde ARGS=--unsandboxed"
+        )
     box = Path(tempfile.mkdtemp(prefix="tt-check-"))
     try:
         (box / "conn").mkdir()
@@ -67,10 +70,12 @@ def check_sandbox() -> None:
     finally:
         shutil.rmtree(box, ignore_errors=True)
     if proc.returncode != 0 or proc.stdout.strip() != "ok":
-        raise SandboxUnavailable(f"bwrap is installed but could not start a sandbox here:\n  {proc.stderr.strip()[:500]}\n"
-                                 "bwrap needs user namespaces (as root, or kernel.unprivileged_userns_clone=1).\n"
-                                 "Or grade without a sandbox (every row of grades.csv will say so): "
-                                 "make autograde ARGS=--unsandboxed")
+        raise SandboxUnavailable(
+            f"bwrap is installed but could not start a sandbox here:\n  {proc.stderr.strip()[:500]}\n"
+            "bwrap needs user namespaces (as root, or kernel.unprivileged_userns_clone=1).\n"
+            "Or grade without a sandbox (every row of grades.csv will say so): "
+            "make autograde ARGS=--unsandboxed"
+        )
 
 
 def _system_binds() -> list:
@@ -105,12 +110,16 @@ def grading_lib(dest: Path) -> Path:
     "What the kernel may import from this project: tinytorch without the solution, and the harness."
     import tinytorch
     import tinytorch_course
+
     pkg = Path(tinytorch.__file__).parent
-    shutil.copytree(pkg, dest / "tinytorch", ignore=shutil.ignore_patterns("__pycache__", *[Path(w).name for w in WITHHELD]))
-    course = dest / "tinytorch_course"
-    course.mkdir()
-    (course / "__init__.py").write_text("")
-    shutil.copy(Path(tinytorch_course.__file__).parent / "harness.py", course / "harness.py")
+    shutil.copytree(
+        pkg, dest / "tinytorch", ignore=shutil.ignore_patterns("__pycache__", *[Path(w).name for w in WITHHELD])
+    )
+    checks = dest / "tinytorch_course" / "checks"
+    checks.mkdir(parents=True)
+    for folder in (checks.parent, checks):
+        (folder / "__init__.py").write_text("")
+    shutil.copy(Path(tinytorch_course.__file__).parent / "checks" / "harness.py", checks / "harness.py")
     return dest
 
 
@@ -126,18 +135,61 @@ def sandbox_command(cmd: list, box: Path, notebook_files: list, uid: int | None,
     if uid is None:
         args = ["--unshare-all"]
     else:
-        args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        cmd = [_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-               "--bounding-set=-all", "--", *cmd]
-    args += ["--die-with-parent", "--new-session", *_system_binds(), "--proc", "/proc", "--dev", "/dev",
-             # the private /tmp first: an environment that lives under /tmp is mounted on top of it
-             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", HOME]
+        args = [
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+        ]
+        cmd = [
+            _tool("setpriv"),
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            *cmd,
+        ]
+    args += [
+        "--die-with-parent",
+        "--new-session",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        # the private /tmp first: an environment that lives under /tmp is mounted on top of it
+        "--perms",
+        "1777",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        HOME,
+    ]
     for root in roots:
         args += [*_parents(root), "--ro-bind", root, root]
-    args += [*_parents(LIB), "--ro-bind", str(box / "lib"), LIB,
-             *_parents(str(box / "conn")), "--bind", str(box / "conn"), str(box / "conn")]
+    args += [
+        *_parents(LIB),
+        "--ro-bind",
+        str(box / "lib"),
+        LIB,
+        *_parents(str(box / "conn")),
+        "--bind",
+        str(box / "conn"),
+        str(box / "conn"),
+    ]
     for name in ("tinytorch", "tinytorch_course"):  # an installed (non-editable) copy would hold solutions
         spec = importlib.util.find_spec(name)
         where = os.path.realpath(Path(spec.origin).parent) if spec and spec.origin else None
@@ -145,10 +197,21 @@ def sandbox_command(cmd: list, box: Path, notebook_files: list, uid: int | None,
             args += ["--ro-bind", str(box / "lib" / name), where]
     for path in notebook_files:
         args += ["--ro-bind", str(path), f"{HOME}/{Path(path).name}"]
-    env = {"HOME": HOME, "PATH": f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin",
-           "PYTHONPATH": LIB, "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython",
-           "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "LANG": "C.UTF-8", "NBGRADER_EXECUTION": "autograde",
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "HOME": HOME,
+        "PATH": f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": LIB,
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/mpl",
+        "IPYTHONDIR": "/tmp/ipython",
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
+        "LANG": "C.UTF-8",
+        "NBGRADER_EXECUTION": "autograde",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     args += ["--clearenv"] + [x for k, v in env.items() for x in ("--setenv", k, v)] + ["--chdir", HOME]
     limits = [f"--{name}={value}" for name, value in {**LIMITS, "as": memory}.items()]
     return [_tool("prlimit"), *limits, "--", _tool("bwrap"), *args, "--", *cmd]
@@ -173,6 +236,7 @@ def close_inherited_fds():
                         os.close(fd)
                 except OSError:
                     pass
+
     return apply
 
 
@@ -182,8 +246,11 @@ def _processes():
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                fields = dict(line.split(":\t", 1) for line in open(f"/proc/{name}/status").read().splitlines()
-                              if line.startswith(("Uid:", "PPid:", "State:")))  # {"Uid": ..., "PPid": ...}
+                fields = dict(
+                    line.split(":\t", 1)
+                    for line in open(f"/proc/{name}/status").read().splitlines()
+                    if line.startswith(("Uid:", "PPid:", "State:"))
+                )  # {"Uid": ..., "PPid": ...}
                 if not fields["State"].startswith("Z"):
                     out.append((int(name), int(fields["Uid"].split()[0]), int(fields["PPid"])))
             except (OSError, KeyError, ValueError):
@@ -228,8 +295,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._uid = sandbox_uid()
         os.chmod(self._box / "conn", 0o1777)  # the kernel makes its sockets here; lock() closes it
         debug = os.environ.get("TINYTORCH_SANDBOX_DEBUG")  # set it to see why a sandboxed kernel will not start
-        kw.update(cwd=str(self._box), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                  stdout=subprocess.DEVNULL, stderr=None if debug else subprocess.DEVNULL, preexec_fn=close_inherited_fds())
+        kw.update(
+            cwd=str(self._box),
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdout=subprocess.DEVNULL,
+            stderr=None if debug else subprocess.DEVNULL,
+            preexec_fn=close_inherited_fds(),
+        )
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs):
@@ -242,8 +314,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         os.chmod(self._box / "conn", 0o755)
         if self._uid is not None and getattr(self, "_kernel_pid", None) is None:  # before any student code
             outer = self.provisioner.process.pid
-            self._kernel_pid = next((pid for pid, uid, ppid in _processes() if uid == self._uid
-                                     and _parent(ppid) == outer), None)
+            self._kernel_pid = next(
+                (pid for pid, uid, ppid in _processes() if uid == self._uid and _parent(ppid) == outer), None
+            )
 
     def reap(self) -> int:
         """Kill every process of the sandbox's user but the kernel itself (a fork bomb's children, a

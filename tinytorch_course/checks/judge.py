@@ -6,6 +6,7 @@ inputs, computes the expected results independently in float64, and judges each 
 test cell earns its points in proportion to the checks that pass, and 0 if its visible part fails.
 Nothing the kernel prints counts: not a number, not the absence of an error, not stderr.
 """
+
 import base64
 import math
 
@@ -20,7 +21,8 @@ HINTS = {
     "SGD (lr=0.1)": "Check the sign and size of the step.",
     "SGD (lr=0.03), large gradients": "Check the step uses lr.",
     "SGD with momentum=0": "momentum=0 should be plain SGD.",
-    "SGD with momentum=0.9": "Check how the velocity accumulates (no dampening: v = mu*v + g, and v = g on the first step).",
+    "SGD with momentum=0.9": "Check how the velocity accumulates "
+    "(no dampening: v = mu*v + g, and v = g on the first step).",
     "SGD with momentum=0.5": "Check each parameter has its own velocity.",
     "SGD with weight_decay=0.1": "Weight decay should add wd * p to the gradient.",
     "SGD with momentum and weight_decay": "The decayed gradient should feed the velocity.",
@@ -46,8 +48,12 @@ def decode(value, budget=None):
     budget = budget if budget is not None else [2_000_000]
     if isinstance(value, dict) and "__array__" in value:
         dtype, shape = value.get("__array__"), value.get("shape")
-        if dtype not in _DTYPES or not isinstance(shape, list) or len(shape) > 4 \
-                or not all(isinstance(n, int) and 0 <= n <= 10**6 for n in shape):
+        if (
+            dtype not in _DTYPES
+            or not isinstance(shape, list)
+            or len(shape) > 4
+            or not all(isinstance(n, int) and 0 <= n <= 10**6 for n in shape)
+        ):
             raise Unreadable("an array of an unexpected kind")
         raw = base64.b64decode(value.get("b64", ""), validate=True)
         count = math.prod(shape)
@@ -92,35 +98,52 @@ def form_problem(value, form, where="result") -> str | None:
         keys = {k.lstrip("?") for k in form}
         if not isinstance(value, dict) or set(value) - keys or any(k not in value for k in form if k[0] != "?"):
             return f"{where} should have the keys {sorted(keys)}"
-        return next((p for k, f in form.items() if k.lstrip("?") in value
-                     and (p := form_problem(value[k.lstrip("?")], f, f"{where}.{k.lstrip('?')}"))), None)
+        return next(
+            (
+                p
+                for k, f in form.items()
+                if k.lstrip("?") in value and (p := form_problem(value[k.lstrip("?")], f, f"{where}.{k.lstrip('?')}"))
+            ),
+            None,
+        )
     if form is type(None):
         return None if value is None else f"{where} should be None"
     ok = isinstance(value, form) and (form is bool or not isinstance(value, bool))  # True is not an int here
     return None if ok else f"{where} should be of type {form.__name__}"
 
 
-def _params(n=len(harness.SHAPES)):
-    return listof(ARRAY, n)
+def _params(n=None):
+    "One array per parameter (`n`, by default the harness's usual parameters)."
+    return listof(ARRAY, len(harness.SHAPES) if n is None else n)
 
 
 FORMS = {  # probe -> the form of its report, from its spec
     "trajectory": lambda s: listof(listof(_params(), s["steps"]), len(s["seeds"])),
-    "corner": lambda s: {"run": listof(_params(len(harness.CORNERS[s["corner"]][0])), s["steps"]),
-                         "buffer_dtypes": listof(str)},
+    "corner": lambda s: {
+        "run": listof(_params(len(harness.CORNERS[s["corner"]][0])), s["steps"]),
+        "buffer_dtypes": listof(str),
+    },
     "first-step": lambda s: {"after": _params()},
     "decay-only": lambda s: {"after": _params()},
-    "contract": lambda s: {"grad_changed": listof(listof(bool, len(harness.SHAPES)), s["steps"]), "after": _params(),
-                           "no_state_for_unused": {"?momentum_buffers": bool, "?m_buffers": bool, "?v_buffers": bool},
-                           "step_count": ANY},
+    "contract": lambda s: {
+        "grad_changed": listof(listof(bool, len(harness.SHAPES)), s["steps"]),
+        "after": _params(),
+        "no_state_for_unused": {"?momentum_buffers": bool, "?m_buffers": bool, "?v_buffers": bool},
+        "step_count": ANY,
+    },
     "state-bytes": lambda s: {"before": ANY, "after": ANY},
     "estimate": lambda s: {"result": dict},
     "raises": lambda s: {"raised": oneof(str, type(None)), "?message": str},
     "zero-grad": lambda s: {"cleared": listof(bool, len(harness.SHAPES))},
     "base-params": lambda s: {"is_list": bool, "length": int, "same": bool},
-    "momentum-state": lambda s: {"has_momentum": listof(bool, 2), "without_momentum": str,
-                                 "saved": oneof(listof(oneof(ARRAY, type(None))), type(None)),
-                                 "out_is_copy": bool, "in_is_copy": bool, "wrong_count": oneof(str, type(None))},
+    "momentum-state": lambda s: {
+        "has_momentum": listof(bool, 2),
+        "without_momentum": str,
+        "saved": oneof(listof(oneof(ARRAY, type(None))), type(None)),
+        "out_is_copy": bool,
+        "in_is_copy": bool,
+        "wrong_count": oneof(str, type(None)),
+    },
     "resume": lambda s: {"straight": _params(), "resumed": _params()},
 }
 
@@ -157,7 +180,7 @@ def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8,
             else:
                 m[i] = b1 * m[i] + (1 - b1) * g
                 v[i] = b2 * v[i] + (1 - b2) * g * g
-                p[i] = p[i] - lr * (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
+                p[i] = p[i] - lr * (m[i] / (1 - b1**t)) / (np.sqrt(v[i] / (1 - b2**t)) + eps)
             if kind == "adamw-after":
                 p[i] = p[i] * (1 - lr * weight_decay)
         snaps.append([x.copy() for x in p])
@@ -211,8 +234,10 @@ def _miss(spec, run, init, grads) -> float:
 
 
 def _rule_verdict(spec, worst: float, tolerance: float):
-    message = (f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
-               f"they should have moved (allowed: {tolerance:.0e}). {HINTS.get(spec['check'], '')}").rstrip()
+    message = (
+        f"{spec['check']}: after {spec['steps']} steps the weights miss by {worst:.1e} times the distance "
+        f"they should have moved (allowed: {tolerance:.0e}). {HINTS.get(spec['check'], '')}"
+    ).rstrip()
     return worst <= tolerance, message, worst / tolerance
 
 
@@ -224,7 +249,9 @@ def _trajectory(spec, value):
         problem = _run_problem(spec, run)
         if problem:
             return False, f"{spec['check']}: {problem}.", None
-        worst = max(worst, _miss(spec, run, harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"])))
+        worst = max(
+            worst, _miss(spec, run, harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"]))
+        )
     return _rule_verdict(spec, worst, TOLERANCE)
 
 
@@ -235,11 +262,21 @@ def _corner(spec, value):
         return False, f"{spec['check']}: {problem}.", None
     copies = _copies(spec)
     if len(value["buffer_dtypes"]) != copies * len(shapes):
-        return False, (f"{spec['check']}: expected {copies} state buffer(s) per parameter in the buffer lists "
-                       f"`state_names` names, found {len(value['buffer_dtypes'])} in all"), None
+        return (
+            False,
+            (
+                f"{spec['check']}: expected {copies} state buffer(s) per parameter in the buffer lists "
+                f"`state_names` names, found {len(value['buffer_dtypes'])} in all"
+            ),
+            None,
+        )
     wrong = sorted({d for d in value["buffer_dtypes"] if d != dtype})
     if wrong:
-        return False, f"{spec['check']}: state buffers should have the parameter's dtype ({dtype}), not {wrong[0]}.", None
+        return (
+            False,
+            f"{spec['check']}: state buffers should have the parameter's dtype ({dtype}), not {wrong[0]}.",
+            None,
+        )
     worst = _miss(spec, value["run"], *harness.corner_inputs(spec["seed"], spec["corner"], spec["steps"]))
     return _rule_verdict(spec, worst, TOLERANCES.get(dtype, TOLERANCE))
 
@@ -252,8 +289,14 @@ def _first_step(spec, value):
     off = 0.0
     for a, b in zip(after, harness.init(spec["seed"]), strict=True):
         off = _worst(off, np.abs(np.abs(np.asarray(a, np.float64) - b) / lr - 1))
-    return off <= 1e-3, (f"{spec['check']}: the first Adam step should move each weight by about lr, but some move "
-                         f"{off:.1%} more or less; check the bias correction on step 1"), off / 1e-3
+    return (
+        off <= 1e-3,
+        (
+            f"{spec['check']}: the first Adam step should move each weight by about lr, but some move "
+            f"{off:.1%} more or less; check the bias correction on step 1"
+        ),
+        off / 1e-3,
+    )
 
 
 def _decay_only(spec, value):
@@ -266,8 +309,14 @@ def _decay_only(spec, value):
     with np.errstate(divide="ignore", invalid="ignore"):
         for a, x in zip(after, harness.init(spec["seed"]), strict=True):
             err = _worst(err, np.abs(np.asarray(a, np.float64) / x - factor))
-    return err <= 1e-5, (f"{spec['check']}: with zero gradients AdamW should shrink every weight by the same factor "
-                         f"each step; off by {err:.1e}. The decay must not go through the gradient or the moments"), err / 1e-5
+    return (
+        err <= 1e-5,
+        (
+            f"{spec['check']}: with zero gradients AdamW should shrink every weight by the same factor "
+            f"each step; off by {err:.1e}. The decay must not go through the gradient or the moments"
+        ),
+        err / 1e-5,
+    )
 
 
 def _contract(spec, value):
@@ -314,8 +363,14 @@ def _state_bytes(spec, value):
         return False, f"a new {name} should hold 0 bytes of state (buffers are created lazily)", None
     if after is None:
         return False, f"{name}.state_bytes() should return an integer number of bytes", None
-    return after == want, (f"{name}.state_bytes() is off by {abs(after - want)} bytes after one step "
-                           f"({copies} buffer(s) per trained parameter, each of the parameter's dtype, {dtype})"), None
+    return (
+        after == want,
+        (
+            f"{name}.state_bytes() is off by {abs(after - want)} bytes after one step "
+            f"({copies} buffer(s) per trained parameter, each of the parameter's dtype, {dtype})"
+        ),
+        None,
+    )
 
 
 def _estimate(spec, value):
@@ -329,16 +384,25 @@ def _estimate(spec, value):
         return False, f"{spec['check']}: every entry should be an integer", None
     for key, want in [("params", one), ("grads", one), ("optimizer_state", copies * one)]:
         if values[key] != want:
-            return False, (f"{key} for {kind} (momentum={kw['momentum']}, {kw['bytes_per_value']} bytes per value) "
-                           f"is off by a factor of {values[key] / max(want, 1):.3g}"), None
+            return (
+                False,
+                (
+                    f"{key} for {kind} (momentum={kw['momentum']}, {kw['bytes_per_value']} bytes per value) "
+                    f"is off by a factor of {values[key] / max(want, 1):.3g}"
+                ),
+                None,
+            )
     if values["total"] != (2 + copies) * one:
         return False, f"{spec['check']}: total should be the sum of the three parts", None
     return True, spec["check"], None
 
 
 def _raises(spec, value):
-    subject = {"empty": "an empty parameter list", "frozen": "a parameter with requires_grad=False",
-               "estimate": f"estimate_training_memory{tuple(spec.get('args', ()))}"}[spec["call"]]
+    subject = {
+        "empty": "an empty parameter list",
+        "frozen": "a parameter with requires_grad=False",
+        "estimate": f"estimate_training_memory{tuple(spec.get('args', ()))}",
+    }[spec["call"]]
     if value.get("raised") != "ValueError":
         return False, f"{subject} should raise ValueError (it raised {value.get('raised') or 'nothing'})", None
     if spec["call"] == "frozen" and "1" not in str(value.get("message", "")):
@@ -348,8 +412,11 @@ def _raises(spec, value):
 
 def _zero_grad(spec, value):
     cleared = value["cleared"]
-    return len(cleared) == len(harness.SHAPES) and all(flag is True for flag in cleared), \
-        "zero_grad should set every gradient to None, Tensor or array", None
+    return (
+        len(cleared) == len(harness.SHAPES) and all(flag is True for flag in cleared),
+        "zero_grad should set every gradient to None, Tensor or array",
+        None,
+    )
 
 
 def _base_params(spec, value):
@@ -364,15 +431,24 @@ def _momentum_state(spec, value):
     if value["without_momentum"] != "None":
         return False, "get_momentum_state should return None without momentum", None
     saved = value["saved"]
-    if saved is None or _shapes_ok(saved) or not all(np.array_equal(np.asarray(s, np.float64), np.asarray(g, np.float64))
-                                    for s, g in zip(saved, harness.grads(spec["seed"], 1)[0])):
+    if (
+        saved is None
+        or _shapes_ok(saved)
+        or not all(
+            np.array_equal(np.asarray(s, np.float64), np.asarray(g, np.float64))
+            for s, g in zip(saved, harness.grads(spec["seed"], 1)[0])
+        )
+    ):
         return False, "after one step, get_momentum_state should hold one velocity per parameter (v = g)", None
     if value["out_is_copy"] is not True:
         return False, "get_momentum_state should return copies", None
     if value["in_is_copy"] is not True:
         return False, "set_momentum_state should store copies", None
-    return value["wrong_count"] == "ValueError", \
-        "set_momentum_state with the wrong number of buffers should raise ValueError", None
+    return (
+        value["wrong_count"] == "ValueError",
+        "set_momentum_state with the wrong number of buffers should raise ValueError",
+        None,
+    )
 
 
 def _resume(spec, value):
@@ -380,14 +456,30 @@ def _resume(spec, value):
     if _shapes_ok(a) or _shapes_ok(b):
         return False, f"{spec['cls']}: resuming should keep every parameter's shape", None
     same = all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b))
-    return same, (f"{spec['cls']}: resuming from state_dict() should continue bit for bit; check your state "
-                  "lives in its buffers"), None
+    return (
+        same,
+        (
+            f"{spec['cls']}: resuming from state_dict() should continue bit for bit; check your state "
+            "lives in its buffers"
+        ),
+        None,
+    )
 
 
-VERDICTS = {"trajectory": _trajectory, "first-step": _first_step, "decay-only": _decay_only,
-            "contract": _contract, "state-bytes": _state_bytes, "estimate": _estimate, "raises": _raises,
-            "zero-grad": _zero_grad, "base-params": _base_params, "momentum-state": _momentum_state,
-            "resume": _resume, "corner": _corner}
+VERDICTS = {
+    "trajectory": _trajectory,
+    "first-step": _first_step,
+    "decay-only": _decay_only,
+    "contract": _contract,
+    "state-bytes": _state_bytes,
+    "estimate": _estimate,
+    "raises": _raises,
+    "zero-grad": _zero_grad,
+    "base-params": _base_params,
+    "momentum-state": _momentum_state,
+    "resume": _resume,
+    "corner": _corner,
+}
 
 
 def judge_check(spec, reports: list) -> dict:
@@ -407,16 +499,25 @@ def judge_check(spec, reports: list) -> dict:
             raise Unreadable(problem)
         bad = non_finite(value)
         if bad:  # every input and every reference is finite: a NaN or an infinity is never right here
-            return {**result, "message": f"{spec['check']}: {bad} value(s) became NaN or infinite; a correct "
-                    "optimizer keeps every number finite on these inputs"}
+            return {
+                **result,
+                "message": f"{spec['check']}: {bad} value(s) became NaN or infinite; a correct "
+                "optimizer keeps every number finite on these inputs",
+            }
         passed, message, ratio = VERDICTS[spec["probe"]](spec, value)
     except Exception as exc:  # a malformed report fails its own check and nothing else
         return {**result, "message": f"{spec['check']}: the grader could not read the result ({type(exc).__name__})"}
-    return {"check": spec["check"], "passed": bool(passed), "ratio": ratio,
-            "message": spec["check"] if passed else message}
+    return {
+        "check": spec["check"],
+        "passed": bool(passed),
+        "ratio": ratio,
+        "message": spec["check"] if passed else message,
+    }
 
 
 def judge_cell(cell_id: str, observations: list) -> list:
     "Verdicts for every check of graded cell `cell_id`, from the observations it published."
-    return [judge_check(spec, [o for o in observations if o.get("check") == spec["check"]])
-            for spec in harness.PROBES.get(cell_id, [])]
+    return [
+        judge_check(spec, [o for o in observations if o.get("check") == spec["check"]])
+        for spec in harness.PROBES.get(cell_id, [])
+    ]

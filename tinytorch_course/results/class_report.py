@@ -1,6 +1,6 @@
 """The class report: what the class got wrong, on one self-contained HTML page (`make report`).
 
-    python -m tinytorch_course.report            # writes report.html at the course root
+    python -m tinytorch_course.cli report         # writes report.html at the course root (make report)
 
 From the gradebook (scores, late penalties, manual grading) and each submission's grading record
 (`autograded/<student>/07_optimizers/grading.json`: its status, what happened while grading, and
@@ -17,31 +17,45 @@ every hidden check's verdict), it shows
 Figures are embedded as PNG, so the page is one file to mail or put on a course site. The page holds
 no solution and no hidden test (check names and the judge's messages only).
 """
+
 import base64
 import collections
 import html
 import io
 import re
-import sys
 
-from .course import Course
-from .grading import NEEDS_MANUAL
+from ..checks.harness import PROBES
+from ..grading.course import Course
+from ..grading.record import NEEDS_MANUAL, grade_rows
+from ..grading.result import GRADED, KERNEL_DIED, LATE, NOT_RUN, OUT_OF_MEMORY, REFUSED, RESTORED, TIMEOUT
 
-ATTENTION = [("died", "the kernel died"), ("longer than", "a cell timed out"), ("put back", "cells were restored"),
-             ("kept dying", "cells were not run")]  # phrases of batch.execution_events and the restore notes
+ATTENTION = {
+    KERNEL_DIED: "the kernel died",
+    TIMEOUT: "a cell timed out",
+    RESTORED: "cells were restored",
+    NOT_RUN: "cells were not run",
+    OUT_OF_MEMORY: "a cell ran out of memory",
+    LATE: "late",
+    REFUSED: "refused",
+}  # the event kinds that need a person, and how the page says so
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # not the 2 of "L2"
 
 
 def collect(course: Course) -> list:
-    "One record per submission: the gradebook row and the grading record's checks and events."
-    from .grading import grade_rows
-    return [{**row, "checks": row["record"].get("checks", []), "events": row["record"].get("events", []),
-             "reason": row["record"].get("reason", "")} for row in grade_rows(course, with_record=True)]
+    "One record per submission: the gradebook row and its grading record's checks, event kinds and reason."
+    return [
+        {
+            **row,
+            "checks": row["record"].checks() if row["record"] else [],
+            "kinds": row["record"].kinds() if row["record"] else set(),
+            "reason": row["record"].reason if row["record"] else "",
+        }
+        for row in grade_rows(course, with_record=True)
+    ]
 
 
 def summarize(records: list) -> dict:
     "The numbers the page shows, computed from `collect`'s records."
-    from .harness import PROBES
     order = [(cell, spec["check"]) for cell, specs in PROBES.items() for spec in specs]
     tally = {key: [0, 0] for key in order}  # (cell, check) -> [passed, judged]
     messages = collections.Counter()
@@ -55,19 +69,25 @@ def summarize(records: list) -> dict:
                 messages[_NUMBER.sub("#", check.get("message") or check["check"])] += 1
     attention = []
     for r in records:
-        why = [] if r["status"] in ("graded", "graded by nbgrader") else [f"not graded ({r['status']}): {r['reason']}"]
-        why += [label for needle, label in ATTENTION if any(needle in e for e in r["events"])]
-        why += ["late"] if r.get("late_penalty") else []
+        why = [] if r["status"] in (GRADED, "graded by nbgrader") else [f"not graded ({r['status']}): {r['reason']}"]
+        why += [label for kind, label in ATTENTION.items() if kind in r["kinds"]]
+        why += ["late"] if r.get("late_penalty") and LATE not in r["kinds"] else []  # graded by plain nbgrader
         why += ["written answers to grade"] if r.get("manual_grading") == NEEDS_MANUAL else []
         if why:
             attention.append((r["student_id"], "; ".join(why)))
-    return {"scores": [r["score"] for r in records], "max_score": max((r["max_score"] for r in records), default=100),
-            "pass_rates": [(cell, check, *tally[(cell, check)]) for cell, check in order],
-            "messages": messages.most_common(15), "attention": attention, "count": len(records)}
+    return {
+        "scores": [r["score"] for r in records],
+        "max_score": max((r["max_score"] for r in records), default=100),
+        "pass_rates": [(cell, check, *tally[(cell, check)]) for cell, check in order],
+        "messages": messages.most_common(15),
+        "attention": attention,
+        "count": len(records),
+    }
 
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -76,27 +96,38 @@ def _png(fig) -> str:
 
 def figures(summary: dict) -> dict:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 2.6))
     ax.hist(summary["scores"], bins=20, range=(0, summary["max_score"]), color="tab:blue")
-    ax.set_xlabel("score"); ax.set_ylabel("submissions"); ax.set_title(f"{summary['count']} submissions")
+    ax.set_xlabel("score")
+    ax.set_ylabel("submissions")
+    ax.set_title(f"{summary['count']} submissions")
     histogram = _png(fig)
     rates = summary["pass_rates"]
     fig, ax = plt.subplots(figsize=(7, 0.22 * len(rates) + 0.8))
     values = [100 * p / n if n else 0 for _, _, p, n in rates]
-    ax.barh(range(len(rates)), values, color=["tab:red" if v < 50 else "tab:orange" if v < 80 else "tab:green"
-                                              for v in values])
+    ax.barh(
+        range(len(rates)),
+        values,
+        color=["tab:red" if v < 50 else "tab:orange" if v < 80 else "tab:green" for v in values],
+    )
     ax.set_yticks(range(len(rates)), [check for _, check, _, _ in rates], fontsize=7)
-    ax.invert_yaxis(); ax.set_xlim(0, 100); ax.set_xlabel("% of submissions passing")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of submissions passing")
     return {"histogram": histogram, "pass_rates": _png(fig)}
 
 
 def render(summary: dict, title: str = "07_optimizers: class report") -> str:
     images = figures(summary)
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(cell)}</td><td>{esc(check)}</td><td>{p}/{n}</td>"
-                   f"<td>{(100 * p / n if n else 0):.0f}%</td></tr>" for cell, check, p, n in summary["pass_rates"])
+    rows = "".join(
+        f"<tr><td>{esc(cell)}</td><td>{esc(check)}</td><td>{p}/{n}</td><td>{(100 * p / n if n else 0):.0f}%</td></tr>"
+        for cell, check, p, n in summary["pass_rates"]
+    )
     messages = "".join(f"<tr><td>{count}</td><td>{esc(message)}</td></tr>" for message, count in summary["messages"])
     people = "".join(f"<tr><td>{esc(s)}</td><td>{esc(why)}</td></tr>" for s, why in summary["attention"])
     scores = summary["scores"]
@@ -105,25 +136,20 @@ def render(summary: dict, title: str = "07_optimizers: class report") -> str:
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}</style></head><body>
 <h1>{esc(title)}</h1>
-<p>{summary['count']} submissions; mean score {mean:.1f} of {summary['max_score']:g}.</p>
-<h2 id="scores">Scores</h2><img alt="score histogram" src="data:image/png;base64,{images['histogram']}">
+<p>{summary["count"]} submissions; mean score {mean:.1f} of {summary["max_score"]:g}.</p>
+<h2 id="scores">Scores</h2><img alt="score histogram" src="data:image/png;base64,{images["histogram"]}">
 <h2 id="pass-rates">Pass rate of every graded check, in notebook order</h2>
-<img alt="pass rate per check" src="data:image/png;base64,{images['pass_rates']}">
+<img alt="pass rate per check" src="data:image/png;base64,{images["pass_rates"]}">
 <table><tr><th>cell</th><th>check</th><th>passed</th><th>rate</th></tr>{rows}</table>
 <h2 id="messages">Most common failure messages</h2>
 <table><tr><th>times</th><th>message (numbers blanked as #)</th></tr>{messages}</table>
-<h2 id="attention">Submissions that need a person ({len(summary['attention'])})</h2>
+<h2 id="attention">Submissions that need a person ({len(summary["attention"])})</h2>
 <table><tr><th>student</th><th>why</th></tr>{people}</table>
 </body></html>"""
 
 
-def main() -> int:
-    course = Course(".")
-    out = course.root / "report.html"
+def write_report(course: Course, name: str = "report.html"):
+    "Write the class report at the course root; return its path."
+    out = course.root / name
     out.write_text(render(summarize(collect(course))))
-    print(f"written: {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return out

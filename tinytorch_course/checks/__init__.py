@@ -1,0 +1,1 @@
+"""The hidden tests: `harness` runs in the grading kernel and reports; `judge` decides, outside it."""

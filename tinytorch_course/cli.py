@@ -1,0 +1,132 @@
+"""The instructor's command line (the Makefile's release, autograde, feedback, grades and report call it).
+
+    python -m tinytorch_course.cli release              # nbgrader generate_assignment + dist/student/
+    python -m tinytorch_course.cli collect --lms canvas --zip submissions.zip --roster canvas-export.csv
+    python -m tinytorch_course.cli autograde [--workers N] [--force] [--unsandboxed] [--scheduler tcp://host:port]
+    python -m tinytorch_course.cli feedback
+    python -m tinytorch_course.cli grades [--lms canvas --roster canvas-export.csv]
+    python -m tinytorch_course.cli report
+
+A submission's path is in `grading/` (see its package docstring); what instructors read after it, in `results/`.
+"""
+
+import argparse
+import signal
+import sys
+
+from .grading.autograde import autograde
+from .grading.course import ASSIGNMENT, NOTEBOOK, Course
+from .grading.record import COLUMNS, NEEDS_MANUAL, grade_rows
+from .grading.sandbox import LIMITS
+from .results.spreadsheet import write_rows
+
+
+def feedback(course: Course) -> list:
+    "feedback/<student>/07_optimizers/optimizers.html for every autograded submission."
+    course.tool("nbgrader", "generate_feedback", ASSIGNMENT, "--force")
+    return sorted(course.root.glob(f"feedback/*/{ASSIGNMENT}/{NOTEBOOK}.html"))
+
+
+def grades(course: Course, path: str = "grades.csv") -> list:
+    "grades.csv at the course root (no cell can start a spreadsheet formula); the rows, for the table."
+    rows = grade_rows(course)
+    write_rows(course.root / path, COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
+    return rows
+
+
+def print_table(rows: list) -> None:
+    print(f"\n{'student':22s} {'score':>7s}  status / notes")
+    for r in rows:
+        manual = f" ({NEEDS_MANUAL})" if r["manual_grading"] == NEEDS_MANUAL else ""
+        print(
+            f"{r['student_id']:22s} {r['score']:5.1f}/{r['max_score']:.0f}  {r['status']}{manual}"
+            + (f": {r['notes'][:80]}" if r["notes"] else "")
+        )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinytorch_course.cli", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("release", help="generate the student version and build dist/student/")
+    col = sub.add_parser("collect", help="submissions from the LMS's archive into submitted/")
+    col.add_argument("--lms", choices=["canvas"], required=True, help="whose archive it is")
+    col.add_argument("--zip", required=True, help="Canvas: the assignment's Download Submissions archive")
+    col.add_argument("--roster", required=True, help="Canvas: its gradebook export (CSV), to match students")
+    col.add_argument("--match", default="SIS Login ID", help="the roster column holding nbgrader's student ids")
+    auto = sub.add_parser("autograde", help="grade every submitted/<student>/07_optimizers/")
+    auto.add_argument("--workers", type=int, default=0, help="parallel notebooks (default: number of cores)")
+    auto.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    auto.add_argument(
+        "--memory-gib", type=float, default=LIMITS["as"] / 2**30, help="address-space limit of each notebook's kernel"
+    )
+    auto.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="grade without bubblewrap (unsafe: student code can reach the course folder); "
+        "every row of grades.csv says so",
+    )
+    auto.add_argument(
+        "--scheduler", default=None, help="grade on a Dask cluster: the scheduler's address, e.g. tcp://host:8786"
+    )
+    sub.add_parser("feedback", help="HTML feedback for every graded submission")
+    gr = sub.add_parser("grades", help="write grades.csv and print the table")
+    gr.add_argument("--lms", choices=["canvas"], help="also write the LMS's import file (grades-canvas.csv)")
+    gr.add_argument("--roster", help="the LMS's roster export (for Canvas: its gradebook export CSV)")
+    gr.add_argument("--column", default=ASSIGNMENT, help="the LMS's assignment column name")
+    gr.add_argument("--match", default="SIS Login ID", help="the roster column holding nbgrader's student ids")
+    sub.add_parser("report", help="report.html: what the class got wrong, who needs a person")
+    args = parser.parse_args(argv)
+    course = Course(".")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed batch still stops its workers
+    if args.command == "release":
+        from .release import release
+
+        print(f"student repository: {release(course)}")
+    elif args.command == "collect":
+        from .lms.collect import collect_canvas, describe
+
+        print(describe(collect_canvas(course, args.zip, args.roster, args.match)))
+    elif args.command == "autograde":
+        from .grading.sandbox import SandboxUnavailable
+
+        try:
+            results = autograde(
+                course,
+                args.workers,
+                args.force,
+                int(args.memory_gib * 2**30),
+                sandbox=not args.unsandboxed,
+                scheduler=args.scheduler,
+            )
+        except SandboxUnavailable as exc:
+            print(f"make autograde refuses to grade: {exc}", file=sys.stderr)
+            return 2
+        print(f"{len(results)} submissions: " + ", ".join(f"{n} {s}" for s, n in _count(results.values())))
+    elif args.command == "feedback":
+        print(f"{len(feedback(course))} feedback files under feedback/")
+    elif args.command == "grades":
+        rows = grades(course)
+        print_table(rows)
+        print("\nwritten: grades.csv")
+        if args.lms == "canvas":
+            from .lms.canvas import canvas_csv, report
+
+            if not args.roster:
+                parser.error("--lms canvas needs --roster (Canvas: Grades > Export, as CSV)")
+            out = course.root / "grades-canvas.csv"
+            print(report(canvas_csv(rows, args.roster, out, args.column, args.match), out))
+    elif args.command == "report":
+        from .results.class_report import write_report
+
+        print(f"written: {write_report(course)}")
+    return 0
+
+
+def _count(values) -> list:
+    from collections import Counter
+
+    return sorted(Counter(values).items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The gradebook's single writer, and what it wrote, read back for `make grades`, the report and the LMS.
+
+Only the process that runs a batch calls `record`: workers (local or on Dask) return a `Result` and
+never touch the gradebook, so sqlite never sees two writers and PostgreSQL sees one per batch. For
+each submission `record` writes its grades, `autograded/<student>/07_optimizers/optimizers.ipynb`
+(starting with a *Grading report* cell) and `grading.json` (the `Result`, for the report, and the
+fingerprint that lets a rerun skip it). `grade_rows` reads all of that back, one row per submission.
+"""
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+
+from .course import ASSIGNMENT, NOTEBOOK, Course
+from .pipeline import RECORD
+from .result import LATE, UNSANDBOXED, Event, Result
+from .worker import run
+
+MARKER = "grading.json"
+NEEDS_MANUAL = "needs manual grading"
+COLUMNS = [
+    "student_id",
+    "score",
+    "max_score",
+    "late_penalty",
+    "timestamp",
+    "status",
+    "manual_grading",
+    "sandboxed",
+    "notes",
+]
+
+
+def report_cell(result: Result) -> nbformat.NotebookNode:
+    "The *Grading report* cell that opens the autograded notebook (and so the feedback)."
+    lines = [f"## Grading report for {result.student}", ""]
+    if result.graded:
+        lines += [f"- {e.message}" for e in result.events] or ["- Every cell ran to completion."]
+        if not result.sandboxed:
+            lines += [f"- **{UNSANDBOXED}.**"]
+    else:
+        lines += [f"- **Not graded, score 0:** {result.reason}"]
+    return nbformat.v4.new_markdown_cell("\n".join(lines))
+
+
+def record(course: Course, result: Result, fp: str) -> None:
+    "Write one submission's grades, its autograded notebook and its grading record."
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session bookkeeping, harmless
+        _record(course, result, fp)
+
+
+def _record(course: Course, result: Result, fp: str) -> None:
+    student = result.student
+    timestamp = course.coursedir.get_existing_timestamp(str(course.submitted(student)))
+    with Gradebook(course.db_url, course.course_id) as gb:
+        gb.update_or_create_student(student)
+        if timestamp:
+            gb.update_or_create_submission(ASSIGNMENT, student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(ASSIGNMENT, student)
+        late = gb.find_submission(ASSIGNMENT, student).total_seconds_late
+    if late > 0 and LATE not in result.kinds():
+        result.events.append(Event(LATE, f"Handed in {late / 3600:.1f} hours after the due date."))
+    if result.graded:
+        nb = nbformat.reads(result.notebook, as_version=4)
+        resources = {
+            "nbgrader": {"notebook": NOTEBOOK, "assignment": ASSIGNMENT, "student": student, "db_url": course.db_url},
+            "tinytorch": {"verdicts": result.verdicts},
+        }
+        nb, _ = run(RECORD, nb, resources, course.config)
+    else:
+        nb = nbformat.v4.new_notebook()
+        with Gradebook(course.db_url, course.course_id) as gb:
+            for grade in gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student).grades:
+                grade.auto_score, grade.needs_manual_grade = 0, False
+            gb.db.commit()
+    nb.cells.insert(0, report_cell(result))
+    out = course.autograded(student)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = course.submitted(student) / "timestamp.txt"
+    if stamp.exists():
+        shutil.copy(stamp, out / "timestamp.txt")
+    atomic_write(out / f"{NOTEBOOK}.ipynb", nbformat.writes(nb))
+    atomic_write(out / MARKER, json.dumps({**result.to_json(), "fingerprint": fp}, indent=1))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_record(course: Course, student: str) -> dict:
+    "The grading record `record` wrote for `student` ({} if none): the Result's fields and the fingerprint."
+    marker = course.autograded(student) / MARKER
+    return json.loads(marker.read_text()) if marker.exists() else {}
+
+
+def is_done(course: Course, student: str, fp: str) -> bool:
+    "Whether this exact submission is already graded and recorded (a rerun skips it)."
+    if read_record(course, student).get("fingerprint") != fp:
+        return False
+    with Gradebook(course.db_url, course.course_id) as gb:
+        try:
+            gb.find_submission(ASSIGNMENT, student)
+        except MissingEntry:
+            return False
+    return True
+
+
+def grade_rows(course: Course, with_record: bool = False) -> list:
+    """One row per submission in the gradebook (the columns of grades.csv); `with_record` adds `record`,
+    its `Result` (None for a submission graded by plain nbgrader, which writes no record)."""
+    rows = []
+    with Gradebook(course.db_url, course.course_id) as gb:
+        for sub in gb.assignment_submissions(ASSIGNMENT):
+            info = read_record(course, sub.student_id)
+            result = Result.from_json(info) if info else None
+            notes = [] if result is None else [result.reason] if result.reason else [e.message for e in result.events]
+            if result is not None and not result.sandboxed:
+                notes.insert(0, UNSANDBOXED)
+            rows.append(
+                {
+                    "student_id": sub.student_id,
+                    "score": sub.score,
+                    "max_score": sub.max_score,
+                    "late_penalty": sub.late_submission_penalty,
+                    "timestamp": sub.timestamp.isoformat() if sub.timestamp else "",
+                    "status": result.status if result else "graded by nbgrader",
+                    "manual_grading": NEEDS_MANUAL if sub.needs_manual_grade else "done",
+                    "sandboxed": "unknown" if result is None else "yes" if result.sandboxed else "NO",
+                    "notes": "; ".join(n for n in notes if n),
+                    **({"record": result} if with_record else {}),
+                }
+            )
+    return sorted(rows, key=lambda r: r["student_id"])

@@ -1,0 +1,78 @@
+"""The grading record of one submission: built here, written by `record`, read by the report and `make grades`.
+
+A `Result` says what became of a submission (`status`), why when it was not graded (`reason`), what
+happened while it was graded (`events`, each with a `kind` a reader can count on), whether its kernel
+was sandboxed, and every hidden check's verdict. Nothing else in the grader builds one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# What a grading event can be. Readers (the class report, the grading report cell) go by these, never by wording.
+KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY = "kernel-died", "timeout", "not-run", "out-of-memory"
+RESTORED, SKIPPED_DEMO, LATE, REFUSED = "restored-cell", "skipped-demo", "late", "refused"
+KINDS = (KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY, RESTORED, SKIPPED_DEMO, LATE, REFUSED)
+
+# What became of a submission.
+GRADED, MISSING, UNREADABLE, ERROR, OVER_BUDGET = "graded", "missing", "unreadable", "error", "timeout"
+
+UNSANDBOXED = "graded WITHOUT a sandbox (--unsandboxed): the submission's code could read and write the course folder"
+
+
+@dataclass(frozen=True)
+class Event:
+    "Something that happened while grading, for the student and the instructor: a kind and a sentence."
+
+    kind: str
+    message: str
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown event kind: {self.kind!r}")
+
+
+@dataclass
+class Result:
+    "One submission's grading record."
+
+    student: str
+    status: str
+    reason: str = ""
+    events: list[Event] = field(default_factory=list)
+    sandboxed: bool = True
+    verdicts: dict = field(default_factory=dict)  # grade id -> {"score": float, "checks": [{check, passed, message}]}
+    notebook: str | None = None  # the executed, judged notebook (nbformat JSON); only while it travels to the writer
+
+    @classmethod
+    def failed(cls, student: str, status: str, reason: str, sandboxed: bool = True, events=()) -> Result:
+        "A submission that was not graded: it scores 0, and `reason` says why."
+        return cls(student, status, reason, list(events), sandboxed)
+
+    @property
+    def graded(self) -> bool:
+        return self.status == GRADED
+
+    def kinds(self) -> set:
+        return {e.kind for e in self.events}
+
+    def checks(self) -> list:
+        "Every hidden check's verdict, in notebook order: {cell, check, passed, message}."
+        return [{"cell": cell, **check} for cell, verdict in self.verdicts.items() for check in verdict["checks"]]
+
+    def to_json(self, with_notebook: bool = False) -> dict:
+        """The record as stored in grading.json, with `checks` flattened for readers; the notebook only
+        `with_notebook` (a worker's result on its way to the writer: grading.json has it stored beside it)."""
+        out = dataclasses.asdict(self)
+        if not with_notebook:
+            out.pop("notebook")
+        out["checks"] = self.checks()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["events"] = [Event(**e) for e in data.get("events", [])]
+        return cls(**data)

@@ -1,0 +1,1 @@
+"""What instructors read after grading: the class report and the LMS's import file."""
