@@ -1,7 +1,8 @@
 """The kernel's half of the hidden tests: run the submitted classes on fixed inputs and report what they did.
 
-Each graded cell's hidden region is one call, `observe("<grade id>", globals())`. It runs the probes
-listed for that cell in `PROBES`, each on inputs made from fixed seeds, and publishes one observation
+Each graded cell's hidden region is one call, `observe("<grade id>", globals())`; when grading, the
+grader adds this submission's salt. It runs the probes listed for that cell in `PROBES`, each on inputs
+drawn from the row's seeds and the salt (`drawn`), and publishes one observation
 per check as display data of type `MIME`. This module holds no expected value, tolerance or verdict:
 the judge (`judge.py`, outside the kernel) computes the answers from the same inputs and decides.
 
@@ -452,10 +453,32 @@ RUNNERS = {
 }
 
 
-def observe(cell_id, namespace, publish=None):
-    "Run every probe of graded cell `cell_id` on the classes in `namespace`; publish one observation each."
+def draw(seed: int, salt: str | None) -> int:
+    "The seed a check uses for submission `salt` (the grader's HMAC of the submission); `seed` itself without one."
+    if salt is None:
+        return seed
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{salt}:{seed}".encode()).digest()[:4], "big")
+
+
+def drawn(spec: dict, salt: str | None) -> dict:
+    "`spec` with its seeds drawn for submission `salt`: both the harness and the judge build inputs from this."
+    spec = dict(spec)
+    if "seed" in spec:
+        spec["seed"] = draw(spec["seed"], salt)
+    if "seeds" in spec:
+        spec["seeds"] = [draw(s, salt) for s in spec["seeds"]]
+    return spec
+
+
+def observe(cell_id, namespace, salt=None, publish=None):
+    """Run every probe of graded cell `cell_id` on the classes in `namespace`; publish one observation each.
+
+    `salt` comes from the grader when the cell runs (see `grading/preprocessors.DrawHiddenInputs`): the
+    inputs are drawn for this submission, so outputs recorded for other inputs are worth nothing."""
     publish = publish or emit
-    for spec in PROBES[cell_id]:
+    for spec in (drawn(s, salt) for s in PROBES[cell_id]):
         try:
             result = {"value": encode(RUNNERS[spec["probe"]](namespace, spec))}
         except Exception as exc:  # one failing probe costs its own check only

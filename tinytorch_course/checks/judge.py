@@ -188,14 +188,16 @@ def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8,
 
 
 def worst_error(got, want, init):
-    """Largest deviation from the reference, relative to how far the reference moved that parameter.
+    """Largest deviation from the reference, relative to the farthest the reference moved that parameter
+    from its start over the run (a trajectory that comes back near its start at one step would make that
+    step's distance a poor yardstick: a correct float32 step then looked 30% wrong on some inputs).
 
     A NaN or an infinity anywhere is an infinite miss: Python's `max(0.0, nan)` is 0.0, so every
     comparison here goes through `_worst`, which never lets a non-finite number through as small."""
+    scale = [max(max(float(np.max(np.abs(step[i] - x0))) for step in want), 1e-30) for i, x0 in enumerate(init)]
     worst = 0.0
     for got_step, want_step in zip(got, want, strict=True):
-        for g, w, x0 in zip(got_step, want_step, init, strict=True):
-            moved = max(float(np.max(np.abs(w - x0))), 1e-30)
+        for g, w, moved in zip(got_step, want_step, scale, strict=True):
             worst = _worst(worst, np.abs(np.asarray(g, np.float64) - w) / moved)
     return worst
 
@@ -515,9 +517,9 @@ def judge_check(spec, reports: list) -> dict:
     }
 
 
-def judge_cell(cell_id: str, observations: list) -> list:
-    "Verdicts for every check of graded cell `cell_id`, from the observations it published."
+def judge_cell(cell_id: str, observations: list, salt: str | None = None) -> list:
+    "Verdicts for every check of graded cell `cell_id`, from the observations it published, on inputs drawn for `salt`."
     return [
         judge_check(spec, [o for o in observations if o.get("check") == spec["check"]])
-        for spec in harness.PROBES.get(cell_id, [])
+        for spec in (harness.drawn(s, salt) for s in harness.PROBES.get(cell_id, []))
     ]

@@ -16,6 +16,7 @@ from nbgrader.api import Gradebook
 from .course import ASSIGNMENT, Course, fingerprint, tool_env
 from .record import is_done, record
 from .sandbox import LIMITS
+from .worker import refusal
 
 
 def autograde(
@@ -27,18 +28,22 @@ def autograde(
     progress: bool = True,
     sandbox: bool = True,
     scheduler: str | None = None,
+    cgroups: bool = True,
 ) -> dict:
     """Grade every submission; returns {student: status}.
 
     With `sandbox` (the default) it first checks that a sandbox starts here and raises
     `sandbox.SandboxUnavailable`, naming the command that fixes it, if not. With `scheduler` (a Dask
     scheduler's address) the submissions are graded on that cluster's workers; this process still
-    writes every grade. `budget` bounds the seconds one submission may take on the local pool.
+    writes every grade. `budget` bounds the seconds one submission may take on the local pool. Without
+    `cgroups`, a sandbox's processes share no control group (only per-process limits); every row says so.
+    A submission that is not a regular file (a link, a FIFO...) is refused here, before any worker reads it.
     """
+    course.config.SandboxedKernelManager.cgroups = cgroups
     if sandbox and scheduler is None:  # on Dask, each grading machine needs bwrap itself
         from .sandbox import check_sandbox
 
-        check_sandbox()
+        check_sandbox(cgroups)
     with Gradebook(course.db_url, course.course_id) as gb:
         gb.find_assignment(ASSIGNMENT)  # raises if `release` never ran
     queue, results = [], {}
@@ -46,6 +51,9 @@ def autograde(
         fp = fingerprint(course, student)
         if not force and is_done(course, student, fp):
             results[student] = "already graded"
+        elif (refused := refusal(course, student)) is not None:
+            record(course, refused, fp)
+            results[student] = refused.status
         else:
             queue.append((student, fp))
     # Workers make their temporary folders (the submission's copy, each kernel's sandbox folder) in the
@@ -59,7 +67,15 @@ def autograde(
         if scheduler is not None:
             from .dask_pool import run
 
-            finished = run(course, queue, scheduler, memory_bytes, sandbox, snapshot if snapshot.exists() else None)
+            finished = run(
+                course,
+                queue,
+                scheduler,
+                memory_bytes,
+                sandbox,
+                snapshot if snapshot.exists() else None,
+                cgroups=cgroups,
+            )
         else:
             from .pool import run
 
@@ -74,6 +90,7 @@ def autograde(
                 sandbox,
                 workers or os.cpu_count() or 1,
                 budget,
+                cgroups,
             )
         for student, fp, result in finished:
             record(course, result, fp)

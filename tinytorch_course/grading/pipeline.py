@@ -18,9 +18,16 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
-from .preprocessors import HideHiddenTests, Judge, RestoreMissingCells, RobustExecute, SaveJudgedGrades
+from .preprocessors import (
+    DrawHiddenInputs,
+    HideHiddenTests,
+    Judge,
+    RestoreMissingCells,
+    RobustExecute,
+    SaveJudgedGrades,
+)
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreMissingCells, OverwriteCells, CheckCellMetadata]
-EXECUTE = [RobustExecute, IgnorePattern, ClearMetadataPreprocessor, Judge, LimitOutput]
+EXECUTE = [DrawHiddenInputs, RobustExecute, IgnorePattern, ClearMetadataPreprocessor, Judge, LimitOutput]
 RECORD = [SaveJudgedGrades, AssignLatePenalties, CheckCellMetadata]
 FEEDBACK = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from .course import ASSIGNMENT, NOTEBOOK, Course
 from .pipeline import RECORD
-from .result import LATE, UNSANDBOXED, Event, Result
+from .result import LATE, NO_CGROUPS, UNSANDBOXED, Event, Result
 from .worker import run
 
 MARKER = "grading.json"
@@ -43,6 +43,8 @@ def report_cell(result: Result) -> nbformat.NotebookNode:
         lines += [f"- {e.message}" for e in result.events] or ["- Every cell ran to completion."]
         if not result.sandboxed:
             lines += [f"- **{UNSANDBOXED}.**"]
+        elif not result.cgroups:
+            lines += [f"- {NO_CGROUPS}."]
     else:
         lines += [f"- **Not graded, score 0:** {result.reason}"]
     return nbformat.v4.new_markdown_cell("\n".join(lines))
@@ -127,6 +129,8 @@ def grade_rows(course: Course, with_record: bool = False) -> list:
             notes = [] if result is None else [result.reason] if result.reason else [e.message for e in result.events]
             if result is not None and not result.sandboxed:
                 notes.insert(0, UNSANDBOXED)
+            elif result is not None and result.graded and not result.cgroups:
+                notes.insert(0, NO_CGROUPS)
             rows.append(
                 {
                     "student_id": sub.student_id,
