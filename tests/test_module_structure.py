@@ -51,6 +51,12 @@ def test_the_prompt_names_every_corner_the_grader_tries():
         assert words in prose, words
 
 
+def test_the_prompt_states_the_float16_gradients_the_grader_uses():
+    "The float16 corners use gradients of at least harness.SMALLEST_GRADIENT; the prompt and the trap say so."
+    prose = " ".join("\n".join(c.source for c in CELLS if c.cell_type == "markdown").split())
+    assert prose.count(f"gradients of at least {harness.SMALLEST_GRADIENT} in size") == 2
+
+
 def test_written_answers_are_manually_graded_markdown_cells():
     answers = [c for c in CELLS if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "markdown"]
     assert [c.metadata.nbgrader["grade_id"] for c in answers] == [

@@ -52,6 +52,13 @@ CLAIMS = {
                             ("after 9,999: 3.16 lr ((1 − β₁)/√(1 − β₂) = 3.16)", "`(1 − β₁)/√(1 − β₂) = 3.16 lr`"),
                             ("growing gradients after 9,999 quiet steps: 7.27 lr", "Steadily growing gradients do worse, 7.27 lr"),
                             ("β₁²/β₂)) = 7.27)", "that is the ceiling")],
+    "w = Tensor([1.0], requires_grad=True, dtype=np.float16)": [
+        ("the weight after one step: -inf", "the weight is `-inf` after a single step"),
+        ("v = (1 - β₂)·g² = 1e-09; stored in float16: 0.0", "`v`, 1e-09, rounds to 0"),
+        ("eps = 1e-8 in float16: 0.0", "and so does `eps`")],
+    "def after_one_step(": [("float32 master copy a step of 1.00 lr", "the step Adam should, 1.00 lr"),
+                            ("the float16 weight is now 0.9902", "0.9902"),
+                            ("eps=1e-4 a step of 10.01 lr", "the step is 10.01 lr")],
 }
 
 

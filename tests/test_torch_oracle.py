@@ -71,3 +71,24 @@ def test_the_side_by_side_table_states_both_apis_defaults():
     for name, (_, stated_torch) in table.items():
         signature = inspect.signature(getattr(torch.optim, name)).parameters
         assert {k: signature[k].default for k in stated_torch} == stated_torch, name
+
+
+def test_torch_adam_falls_into_the_float16_trap_too():
+    "The notebook's float16 trap: v = 1e-9 and eps = 1e-8 both round to 0, for torch's Adam as for ours."
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.tensor import Tensor
+    w = Tensor([1.0], requires_grad=True, dtype=np.float16)
+    w.grad = Tensor([0.001], dtype=np.float16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Adam([w], lr=0.01).step()
+    assert w.item() == -np.inf
+    torch = pytest.importorskip("torch", reason="install the oracle extra to compare with torch live")
+    for kernels in ({}, {"foreach": False}):  # the default kernels; fused=True computes in float32
+        p = torch.tensor([1.0], dtype=torch.float16, requires_grad=True)
+        p.grad = torch.tensor([0.001], dtype=torch.float16)
+        torch.optim.Adam([p], lr=0.01, **kernels).step()
+        assert p.item() == -np.inf, kernels
+    p = torch.tensor([1.0], dtype=torch.float16, requires_grad=True)
+    p.grad = torch.tensor([0.001], dtype=torch.float16)
+    torch.optim.Adam([p], lr=0.01, fused=True).step()
+    assert abs(p.item() - 0.99) < 1e-3

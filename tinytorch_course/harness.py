@@ -26,13 +26,18 @@ def init(seed, shapes=SHAPES, dtype="float32"):
     return [np.asarray(rng.normal(size=s), dtype=dtype) for s in shapes]
 
 
+# The smallest |g| of a bounded gradient: float16's v = (1 - beta2) g^2 then stays a normal number.
+# The notebook's "float16 trap" states this number; tests/test_module_structure.py checks it does.
+SMALLEST_GRADIENT = 0.5
+
+
 def grads(seed, steps, shapes=SHAPES, scale=1.0, dtype="float32", bounded=False):
-    "A gradient for every parameter at every step (`bounded`: |g| >= 0.5, so float16 moments stay normal)."
+    "A gradient for every parameter at every step (`bounded`: |g| >= SMALLEST_GRADIENT)."
     rng = np.random.default_rng(10_000 + seed)
     out = []
     for _ in range(steps):
         gs = [rng.normal(size=s) for s in shapes]
-        gs = [np.sign(g) * (0.5 + np.abs(g)) if bounded else g for g in gs]
+        gs = [np.sign(g) * (SMALLEST_GRADIENT + np.abs(g)) if bounded else g for g in gs]
         out.append([np.asarray(scale * g, dtype=dtype) for g in gs])
     return out
 
@@ -44,7 +49,7 @@ def corner_inputs(seed, corner, steps):
 
 
 def first_step_grads(seed):
-    "Gradients bounded away from zero (|g| >= 0.5), for the size of Adam's first step."
+    "Gradients bounded away from zero (|g| >= SMALLEST_GRADIENT), for the size of Adam's first step."
     return grads(seed, 1, bounded=True)[0]
 
 
