@@ -139,6 +139,14 @@ PROBES = {
               hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
         probe("Adam resumes from state_dict bit for bit", "resume", cls="Adam", hyper={"lr": 0.01}),
         probe("AdamW resumes from state_dict bit for bit", "resume", cls="AdamW", hyper={"lr": 0.01})],
+    "test-steplr": [
+        probe("StepLR(step_size=3, gamma=0.5) over 10 epochs", "schedule", base_lr=0.8, step_size=3, gamma=0.5,
+              epochs=10),
+        probe("StepLR(step_size=2) with the default gamma over 7 epochs", "schedule", base_lr=0.05, step_size=2, epochs=7),
+        probe("StepLR resumed with last_epoch=5", "schedule", base_lr=0.3, step_size=3, gamma=0.25, epochs=6,
+              resume_at=5),
+        probe("get_last_lr() and last_epoch after each step()", "schedule-bookkeeping", base_lr=0.1, step_size=4,
+              gamma=0.5, epochs=9)],
     "test-corner-cases": [
         corner(cls, hyper, what, seed=50 + 4 * k + j)
         for k, (cls, hyper) in enumerate([("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
@@ -351,10 +359,35 @@ def _resume(ns, spec):
     return {"straight": [_data(p) for p in a], "resumed": [_data(p) for p in b]}
 
 
+class _LearningRateOnly:
+    "An optimizer as a scheduler sees it: only `lr` (and the `initial_lr` a scheduler may add)."
+    def __init__(self, lr):
+        self.lr = lr
+
+
+def _schedule(ns, spec):
+    """The optimizer's lr at each of `epochs` epochs, from construction on, one step() between epochs;
+    `resume_at`: a first scheduler runs that many epochs, then a new one resumes with last_epoch=resume_at."""
+    StepLR, opt = ns["StepLR"], _LearningRateOnly(spec["base_lr"])
+    gamma = {"gamma": spec["gamma"]} if "gamma" in spec else {}
+    sched = StepLR(opt, spec["step_size"], **gamma)
+    if spec.get("resume_at") is not None:
+        for _ in range(spec["resume_at"]):
+            sched.step()
+        sched = StepLR(opt, spec["step_size"], last_epoch=spec["resume_at"], **gamma)
+    seen = []
+    for epoch in range(spec["epochs"]):
+        if epoch:
+            sched.step()
+        seen.append({"lr": opt.lr} if spec["probe"] == "schedule" else
+                    {"lr": opt.lr, "last_lr": list(sched.get_last_lr()), "last_epoch": sched.last_epoch})
+    return seen
+
+
 RUNNERS = {"trajectory": _trajectory, "base-params": _base_params, "raises": _raises, "zero-grad": _zero_grad,
            "first-step": _first_step, "decay-only": _decay_only, "contract": _contract,
            "state-bytes": _state_bytes, "estimate": _estimate, "momentum-state": _momentum_state,
-           "resume": _resume, "corner": _corner}
+           "resume": _resume, "corner": _corner, "schedule": _schedule, "schedule-bookkeeping": _schedule}
 
 
 def observe(cell_id, namespace, publish=None):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['LRScheduler', 'StepLR', 'CosineWarmup', 'train_epoch', 'evaluate', 'save_checkpoint', 'load_checkpoint', 'fit']
+__all__ = ['LRScheduler', 'CosineWarmup', 'train_epoch', 'evaluate', 'save_checkpoint', 'load_checkpoint', 'fit']
 
 # %% ../../modules/08_training/training.ipynb #adaacd60
 class LRScheduler:
@@ -50,20 +50,6 @@ def _load_scheduler_state(self, state: dict) -> None:
 
 
 LRScheduler.state_dict, LRScheduler.load_state_dict = _scheduler_state, _load_scheduler_state
-
-# %% ../../modules/08_training/training.ipynb #f99bdbec
-class StepLR(LRScheduler):
-    "Multiply the learning rate by `gamma` every `step_size` epochs, as torch.optim.lr_scheduler.StepLR."
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"Invalid step_size: {step_size} (a positive whole number of epochs)")
-        if not gamma > 0:
-            raise ValueError(f"Invalid gamma: {gamma}")
-        self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer)
-
-    def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 # %% ../../modules/08_training/training.ipynb #8efb96b0
 class CosineWarmup(LRScheduler):
