@@ -32,7 +32,7 @@ CLAIMS = {
     "GiB = 2 ** 30": [("10B, Adam state: 74.51 GiB", "74.51 GiB for the 10B model"),
                       ("175B, parameters: 651.9 GiB", "(651.9 GiB in float32)"),
                       ("175B, Adam state: 1303.9 GiB", "another 1303.9 GiB")],
-    "paths = {name: {label: descend(": [
+    "paths = {name: {} for name in surfaces}": [
         ("SGD lr=0.038 widest swing off the floor in steps 1-20: 0.90; loss below 1e-6 from step 206", "SGD's 0.90"),
         ("momentum lr=0.02 widest swing off the floor in steps 1-20: 0.80; loss below 1e-6 from step 77",
          "0.80 off the floor in the first twenty steps"),
