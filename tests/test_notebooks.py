@@ -49,6 +49,9 @@ CLAIMS = {
         ("and the lowest from lr 0.1 up", "Adam is lowest only from lr 0.1 up"),
         ("SGD 2/L = 0.040", "past `2/L = 0.040`"), ("momentum 2(1 + μ)/L = 0.076", "momentum past `2(1 + μ)/L = 0.076`"),
         ("Adam lowest loss 1.3e-04 at lr 1; converges up to lr 3.2", "it still converges at lr 3.2")],
+    "w = Tensor([0.0], requires_grad=True, dtype=np.float64)\nopt = SGD(": [
+        ("the step settles at 0.500, 10.0 times lr", "ten times `lr` at `μ = 0.9`"),
+        ("the step settles at 0.500", "`0.05/(1 − 0.9) = 0.5`")],
     "b1, b2 = 0.9, 0.999": [("g = 1 after 1,999 quiet steps: 2.94 lr", "2.94 lr after 1,999 steps"),
                             ("after 9,999: 3.16 lr ((1 − β₁)/√(1 − β₂) = 3.16)", "`(1 − β₁)/√(1 − β₂) = 3.16 lr`"),
                             ("growing gradients after 9,999 quiet steps: 7.27 lr", "Steadily growing gradients do worse, 7.27 lr"),
