@@ -57,6 +57,7 @@ class Result:
     events: list[Event] = field(default_factory=list)
     sandboxed: bool = True
     cgroups: bool = True  # its sandbox's processes shared one control group (memory, CPU, processes)
+    seconds: float = 0.0  # how long executing and judging it took (0 when it was not executed)
     verdicts: dict = field(default_factory=dict)  # grade id -> {"score": float, "checks": [{check, passed, message}]}
     notebook: str | None = None  # the executed, judged notebook (nbformat JSON); only while it travels to the writer
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -116,6 +117,7 @@ def execute_submission(course: Course, student: str, snapshot_url: str) -> Resul
     too_big = oversized_cell(nb)
     if too_big:
         return Result.failed(student, NOT_ACCEPTED, too_big, events=[Event(REFUSED, "refused: a cell too large")])
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         shutil.copy(path, Path(workdir) / path.name)  # the kernel's own copy; submitted/ is never exposed
         resources = {
@@ -145,6 +147,7 @@ def execute_submission(course: Course, student: str, snapshot_url: str) -> Resul
         GRADED,
         events=events,
         sandboxed=executor.sandbox,
+        seconds=round(time.monotonic() - start, 3),
         cgroups=executor.sandbox and course.config.SandboxedKernelManager.get("cgroups", True),
         verdicts=dict(verdicts(resources)),
         notebook=nbformat.writes(nb),
