@@ -44,7 +44,9 @@ class Listener:
     def __init__(self):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", NETWORK_PORT))
+        self.sock.bind(("127.0.0.1", 0))  # a free port, named to the attack through the environment
+        self.port = self.sock.getsockname()[1]
+        os.environ[NETWORK_PORT] = str(self.port)
         self.sock.listen()
         self.sock.settimeout(0.5)
         self.connections, self.running = 0, True
@@ -67,6 +69,7 @@ class Listener:
 def batch(tmp_path_factory):
     course = released_course(tmp_path_factory.mktemp("attacks"), timeout=20)
     course_dir = course.root
+    listener = Listener()  # first: the network attack is built aimed at its port
     names = [*ATTACKS, *TWINS]
     for name in names:
         write_submission(course_dir, name, name)
@@ -80,7 +83,6 @@ def batch(tmp_path_factory):
         "course": tree_hash(course_dir, skip=("autograded", "feedback", "gradebook.db", "grades.csv")),
         "repo": tree_hash(ROOT / "modules") | tree_hash(ROOT / "tinytorch_course"),
     }
-    listener = Listener()
     os.environ["TINYTORCH_CGROUP_PARENT"] = CGROUPS  # this batch's control groups, apart from any other grader's
     try:
         autograde(course, workers=2, progress=False)

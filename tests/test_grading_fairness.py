@@ -1,13 +1,16 @@
-"""The grader is fair, discriminating and in proportion, under the real `nbgrader autograde`:
+"""The grader is fair, discriminating and in proportion, under `make autograde` (nbgrader's pipeline with our
+preprocessors, on two workers; tests/test_grading_parallel.py shows it grades exactly as `nbgrader autograde`):
 every correct style earns every autograded point, every plausible bug loses points, a slip confined to
 one corner (a 0-d, non-contiguous or float64/float16 parameter) costs at most that corner's 10 points,
 and the blank version earns <= 10. The written answers wait for an instructor in every case."""
 
 import pytest
 
-from helpers import ASSIGNMENT, AUTO, NOTEBOOK, make_course, run_tool
+from helpers import ASSIGNMENT, AUTO, NOTEBOOK, released_course
 from tinytorch_course.examples.build import write_submission
 from tinytorch_course.examples.submissions import BUGS, CORNER_SLIPS, CORRECT
+from tinytorch_course.grading.autograde import autograde
+from tinytorch_course.grading.course import Course
 
 pytestmark = pytest.mark.slow
 CORNER_POINTS = 10
@@ -16,11 +19,10 @@ CORNER_POINTS = 10
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     "One course, every example submitted, graded by `nbgrader autograde`; {student: {cell: (score, max)}}."
-    course = make_course(tmp_path_factory.mktemp("fairness"))
-    run_tool(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course = released_course(tmp_path_factory.mktemp("fairness")).root
     for name in ["blank", *CORRECT, *BUGS]:
         write_submission(course, name, name)
-    run_tool(course, "nbgrader", "autograde", ASSIGNMENT)
+    autograde(Course(course), workers=2, progress=False)
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

