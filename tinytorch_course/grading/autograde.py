@@ -4,6 +4,8 @@ The queue is every `submitted/<student>/07_optimizers/` folder not already grade
 (unless `force`). Workers (local processes, `pool.py`, or Dask workers, `dask_pool.py`) read a
 read-only snapshot of the gradebook and return a `Result`; this process records each one as it
 arrives (`record.py`), so a batch that is killed can be run again and finishes with the same gradebook.
+A folder the grader will not follow (`intake.py`) is recorded with its reason and never run; whatever
+recording one submission raises becomes that student's error, and the batch goes on.
 """
 
 import os
@@ -14,7 +16,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from .course import ASSIGNMENT, Course, fingerprint, tool_env
-from .record import is_done, record
+from .intake import refusal
+from .record import is_done, record_safely
 from .sandbox import LIMITS
 
 
@@ -43,6 +46,10 @@ def autograde(
         gb.find_assignment(ASSIGNMENT)  # raises if `release` never ran
     queue, results = [], {}
     for student in course.students():
+        refused = refusal(course, student)  # a folder name or file the grader will not follow: recorded, not run
+        if refused is not None:
+            results[student] = record_safely(course, refused, "").status
+            continue
         fp = fingerprint(course, student)
         if not force and is_done(course, student, fp):
             results[student] = "already graded"
@@ -76,8 +83,7 @@ def autograde(
                 budget,
             )
         for student, fp, result in finished:
-            record(course, result, fp)
-            results[student] = result.status
+            results[student] = record_safely(course, result, fp).status  # one student's failure stops no one
             bar.update(1)
     finally:
         bar.close()

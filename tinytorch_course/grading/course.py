@@ -80,10 +80,19 @@ def scratch_course(dest) -> Course:
 
 
 def fingerprint(course: Course, student: str) -> str:
-    "A hash of what the student submitted (all files), to tell a changed submission from a graded one."
+    """A hash of what the student submitted (all files), to tell a changed submission from a graded one.
+    A symbolic link counts by where it points, never followed; a file name need not be UTF-8."""
+    import stat
+
     digest = hashlib.sha256()
     folder = course.submitted(student)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
+    for path in sorted(folder.rglob("*")):
+        mode = path.lstat().st_mode
+        digest.update(os.fsencode(path.relative_to(folder)))
+        if stat.S_ISLNK(mode):
+            digest.update(b"->" + os.fsencode(os.readlink(path)))
+        elif stat.S_ISREG(mode):
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
     return digest.hexdigest()

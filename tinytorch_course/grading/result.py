@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 # What a grading event can be. Readers (the class report, the grading report cell) go by these, never by wording.
 KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY = "kernel-died", "timeout", "not-run", "out-of-memory"
 RESTORED, SKIPPED_DEMO, LATE, REFUSED = "restored-cell", "skipped-demo", "late", "refused"
-KINDS = (KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY, RESTORED, SKIPPED_DEMO, LATE, REFUSED)
+BAD_TIMESTAMP = "bad-timestamp"  # timestamp.txt could not be read as a time: ignored, so no late penalty
+KINDS = (KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY, RESTORED, SKIPPED_DEMO, LATE, REFUSED, BAD_TIMESTAMP)
 
 # What became of a submission.
 GRADED, MISSING, UNREADABLE, ERROR, OVER_BUDGET = "graded", "missing", "unreadable", "error", "timeout"
 
 UNSANDBOXED = "graded WITHOUT a sandbox (--unsandboxed): the submission's code could read and write the course folder"
+
+
+def printable(text: str) -> str:
+    "`text` as valid Unicode: the bytes of a file name that are not UTF-8 become visible escapes (\\udcff)."
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Event:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind: {self.kind!r}")
+        object.__setattr__(self, "message", printable(self.message))
 
 
 @dataclass
@@ -44,6 +51,9 @@ class Result:
     sandboxed: bool = True
     verdicts: dict = field(default_factory=dict)  # grade id -> {"score": float, "checks": [{check, passed, message}]}
     notebook: str | None = None  # the executed, judged notebook (nbformat JSON); only while it travels to the writer
+
+    def __post_init__(self):
+        self.reason = printable(self.reason)  # it may quote a student's file names, written to UTF-8 files
 
     @classmethod
     def failed(cls, student: str, status: str, reason: str, sandboxed: bool = True, events=()) -> Result:

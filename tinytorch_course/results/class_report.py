@@ -27,7 +27,17 @@ import re
 from ..checks.harness import PROBES
 from ..grading.course import Course
 from ..grading.record import NEEDS_MANUAL, grade_rows
-from ..grading.result import GRADED, KERNEL_DIED, LATE, NOT_RUN, OUT_OF_MEMORY, REFUSED, RESTORED, TIMEOUT
+from ..grading.result import (
+    BAD_TIMESTAMP,
+    GRADED,
+    KERNEL_DIED,
+    LATE,
+    NOT_RUN,
+    OUT_OF_MEMORY,
+    REFUSED,
+    RESTORED,
+    TIMEOUT,
+)
 
 ATTENTION = {
     KERNEL_DIED: "the kernel died",
@@ -37,6 +47,7 @@ ATTENTION = {
     OUT_OF_MEMORY: "a cell ran out of memory",
     LATE: "late",
     REFUSED: "refused",
+    BAD_TIMESTAMP: "timestamp.txt is not a time (ignored: no late penalty)",
 }  # the event kinds that need a person, and how the page says so
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # not the 2 of "L2"
 
