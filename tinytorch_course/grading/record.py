@@ -3,8 +3,9 @@
 Only the process that runs a batch calls `record`: workers (local or on Dask) return a `Result` and
 never touch the gradebook, so sqlite never sees two writers and PostgreSQL sees one per batch. For
 each submission `record` writes its grades, `autograded/<student>/07_optimizers/optimizers.ipynb`
-(starting with a *Grading report* cell) and `grading.json` (the `Result`, for the report, and the
-fingerprint that lets a rerun skip it). `grade_rows` reads all of that back, one row per submission.
+(starting with a *Grading report* cell, made inert: formgrader shows it) and `grading.json` (the
+`Result`, for the report, and the fingerprint that lets a rerun skip it). `grade_rows` reads all of
+that back, one row per submission.
 
 No student can stop the writer: `timestamp.txt` is read defensively (`intake.read_timestamp`), a
 folder name that cannot be a student id never reaches the gradebook, and `record_safely` turns
@@ -23,6 +24,7 @@ from .course import ASSIGNMENT, NOTEBOOK, Course
 from .intake import read_timestamp, student_id_problem
 from .pipeline import RECORD
 from .result import BAD_TIMESTAMP, ERROR, LATE, UNSANDBOXED, Event, Result, printable
+from .sanitize import inert_markdown
 from .worker import run
 
 MARKER = "grading.json"
@@ -49,7 +51,7 @@ def report_cell(result: Result) -> nbformat.NotebookNode:
             lines += [f"- **{UNSANDBOXED}.**"]
     else:
         lines += [f"- **Not graded, score 0:** {result.reason}"] + [f"- {e.message}" for e in result.events]
-    return nbformat.v4.new_markdown_cell("\n".join(lines))
+    return nbformat.v4.new_markdown_cell(inert_markdown("\n".join(lines)))  # names and reasons can hold markup
 
 
 def record(course: Course, result: Result, fp: str) -> None:
