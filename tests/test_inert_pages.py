@@ -160,3 +160,19 @@ def test_markdown_that_would_render_markup_is_kept_as_text(text):
     assert markdown_is_inert(kept)
     if not markdown_is_inert(text):
         assert kept.startswith(AS_TEXT_NOTE) and text in kept, kept
+
+
+def test_a_markdown_cell_shows_only_the_images_it_attaches():
+    "An attached PNG stays; an attachment that is not an image, or one that is missing, leaves the text."
+    from tinytorch_course.examples.scripted import PNG
+    from tinytorch_course.grading.sanitize import AS_TEXT_NOTE
+
+    cells = [
+        nbformat.v4.new_markdown_cell("![plot](attachment:plot.png)", attachments={"plot.png": {"image/png": PNG}}),
+        nbformat.v4.new_markdown_cell("![page](attachment:p)", attachments={"p": {"text/html": "<script>x</script>"}}),
+        nbformat.v4.new_markdown_cell("![gone](attachment:missing.png)"),
+    ]
+    nb = inert_notebook(nbformat.v4.new_notebook(cells=copy.deepcopy(cells)))
+    assert nb.cells[0] == cells[0]
+    assert nb.cells[1].attachments == {} and nb.cells[1].source.startswith(AS_TEXT_NOTE)
+    assert nb.cells[2].source.startswith(AS_TEXT_NOTE) and "attachment:missing.png" in nb.cells[2].source

@@ -9,9 +9,9 @@ writer stores, and feedback renders, a notebook made inert here, after its grade
 
 - **Markdown** (cells, written answers, `text/markdown` outputs) is parsed with nbconvert's own
   markdown parser, the one that renders it. Markdown that holds raw HTML, or a link or image whose
-  address is not `http(s):`/`mailto:` (an image: not a data PNG, JPEG or GIF), is kept as text in a
-  fenced code block: the instructor reads every character and nothing of it renders. Plain markdown
-  (prose, code, math, lists, tables, web links) is left exactly as written.
+  address is not `http(s):`/`mailto:` (an image: not a data or attached PNG, JPEG or GIF), is kept
+  as text in a fenced code block: the instructor reads every character and nothing of it renders.
+  Plain markdown (prose, code, math, lists, tables, web links) is left exactly as written.
 - **HTML outputs** go through bleach, the sanitizer nbconvert's `SanitizeHTML` uses, with a short
   allow-list (text, tables, lists, headings, web links); anything else is escaped and shows as text.
 - **Other rich outputs** (JavaScript, SVG, widgets, Mermaid, PDF...) are dropped and a line says so;
@@ -38,7 +38,8 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
 
 LINKS = ("http://", "https://", "mailto:", "#")
-IMAGES = ("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,", "attachment:")
+IMAGES = ("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,")
+ATTACHED = ("image/png", "image/jpeg", "image/gif")  # what a markdown cell may attach
 AS_TEXT_NOTE = "_Shown as text: this cell holds HTML or a link that pages showing student work do not render._"
 
 HTML_TAGS = {
@@ -80,25 +81,30 @@ def _address(url) -> str:
     return text.lstrip("".join(map(chr, range(33)))).lower()
 
 
-def _safe_tokens(tokens) -> bool:
+def _safe_tokens(tokens, attached) -> bool:
     for token in tokens:
         kind = token.get("type")
         if kind in ("block_html", "inline_html"):
             return False
         if kind in ("link", "image"):
-            allowed = LINKS if kind == "link" else IMAGES
-            if not _address(token.get("attrs", {}).get("url", "")).startswith(allowed):
+            url = str(token.get("attrs", {}).get("url", ""))
+            address = _address(url)
+            if kind == "link" and not address.startswith(LINKS):
                 return False
-        if not _safe_tokens(token.get("children", [])):
+            if kind == "image" and not (address.startswith(IMAGES) or url in attached):
+                return False
+        if not _safe_tokens(token.get("children", []), attached):
             return False
     return True
 
 
-def markdown_is_inert(source: str) -> bool:
-    "Whether nbconvert renders `source` without raw HTML and with only web links and data images."
+def markdown_is_inert(source: str, attachments=()) -> bool:
+    """Whether nbconvert renders `source` without raw HTML, with only web links, and with only data
+    images or images among `attachments` (names; nbconvert fails on a missing one)."""
     from nbconvert.filters.markdown_mistune import MarkdownWithMath
 
-    return _safe_tokens(MarkdownWithMath(renderer=None)(source))
+    attached = {f"attachment:{name}" for name in attachments}
+    return _safe_tokens(MarkdownWithMath(renderer=None)(source), attached)
 
 
 def as_text(source: str) -> str:
@@ -108,9 +114,9 @@ def as_text(source: str) -> str:
     return f"{AS_TEXT_NOTE}\n\n{fence}\n{source}\n{fence}"
 
 
-def inert_markdown(source: str) -> str:
+def inert_markdown(source: str, attachments=()) -> str:
     "`source` unchanged when it renders inert, else the same text as a code block."
-    if markdown_is_inert(source):
+    if markdown_is_inert(source, attachments):
         return source
     text = as_text(source)
     assert markdown_is_inert(text), "a fenced code block rendered as markup"
@@ -164,7 +170,15 @@ def inert_notebook(nb):
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = inert_markdown(cell.source)
+            attachments = {
+                name: {mime: data for mime, data in bundle.items() if mime in ATTACHED and isinstance(data, str)}
+                for name, bundle in cell.get("attachments", {}).items()
+                if isinstance(bundle, dict)
+            }
+            attachments = {name: bundle for name, bundle in attachments.items() if bundle}
+            if "attachments" in cell:
+                cell.attachments = attachments
+            cell.source = inert_markdown(cell.source, attachments)
         elif cell.cell_type == "code":
             for output in cell.get("outputs", []):
                 inert_output(output)
