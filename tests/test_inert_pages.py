@@ -176,3 +176,14 @@ def test_a_markdown_cell_shows_only_the_images_it_attaches():
     assert nb.cells[0] == cells[0]
     assert nb.cells[1].attachments == {} and nb.cells[1].source.startswith(AS_TEXT_NOTE)
     assert nb.cells[2].source.startswith(AS_TEXT_NOTE) and "attachment:missing.png" in nb.cells[2].source
+
+
+def test_execution_counts_are_numbers():
+    "nbconvert prints In [..] and Out [..] unescaped, and the student's kernel reports them."
+    cell = nbformat.v4.new_code_cell("1", execution_count=3)
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=3)]
+    nb = nbformat.v4.new_notebook(cells=[copy.deepcopy(cell), copy.deepcopy(cell)])
+    nb.cells[1].execution_count = nb.cells[1].outputs[0].execution_count = "<img src=x onerror=alert(1)>"
+    nb = inert_notebook(nb)
+    assert nb.cells[0] == cell
+    assert nb.cells[1].execution_count is None and nb.cells[1].outputs[0].execution_count is None

@@ -18,6 +18,8 @@ writer stores, and feedback renders, a notebook made inert here, after its grade
   plain text, PNG, JPEG, LaTeX, streams and errors stay (nbconvert escapes them).
 - **Output metadata** keeps only numeric `width`/`height` and the image flags nbconvert reads
   (nbconvert writes `width={{ width }}` unquoted, so `"1 onload=..."` would become an attribute).
+- **Execution counts** are integers or nothing: nbconvert prints `In [..]` unescaped, and the kernel
+  that reports them runs the student's code.
 - **Notebook metadata** loses its widget state (nbconvert would load the widget manager from a CDN).
 
 Pages we write carry a Content-Security-Policy that forbids every script (`with_csp`): the class
@@ -157,6 +159,8 @@ def inert_output(output) -> None:
             del data[mime]
     if removed and "text/plain" not in data:
         data["text/plain"] = f"[output of type {', '.join(removed)} not shown: pages showing student work run no code]"
+    if "execution_count" in output:
+        output["execution_count"] = _count(output["execution_count"])
     meta = output.get("metadata", {})
     output["metadata"] = {
         mime: flags
@@ -180,9 +184,15 @@ def inert_notebook(nb):
                 cell.attachments = attachments
             cell.source = inert_markdown(cell.source, attachments)
         elif cell.cell_type == "code":
+            cell.execution_count = _count(cell.get("execution_count"))
             for output in cell.get("outputs", []):
                 inert_output(output)
     return nb
+
+
+def _count(value):
+    "An execution count as nbconvert may print it unescaped (`In [..]`): an integer, or None."
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class MakeInert(NbGraderPreprocessor):
