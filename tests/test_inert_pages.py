@@ -182,7 +182,9 @@ def test_execution_counts_are_numbers():
     "nbconvert prints In [..] and Out [..] unescaped, and the student's kernel reports them."
     cell = nbformat.v4.new_code_cell("1", execution_count=3)
     cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=3)]
-    nb = nbformat.v4.new_notebook(cells=[copy.deepcopy(cell), copy.deepcopy(cell)])
+    forged = copy.deepcopy(cell)
+    forged.id = "forged"
+    nb = nbformat.v4.new_notebook(cells=[copy.deepcopy(cell), forged])
     nb.cells[1].execution_count = nb.cells[1].outputs[0].execution_count = "<img src=x onerror=alert(1)>"
     nb = inert_notebook(nb)
     assert nb.cells[0] == cell
