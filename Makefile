@@ -13,7 +13,7 @@ else
 STAMP :=
 endif
 
-.PHONY: help install system-deps export clean-nbs demo notebooks test lab release collect autograde feedback grades report bench
+.PHONY: help install system-deps kernel-env export clean-nbs demo notebooks test lab release collect autograde feedback grades report bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
@@ -27,10 +27,11 @@ help: ## this list
 install: $(STAMP) ## create .venv (the project editable, with its dev extra)
 
 # What grading and the tests need from Debian, as command:package: bubblewrap (every grading kernel
-# runs in bwrap), chromium (the JupyterLab test) and postgresql (the PostgreSQL gradebook test).
+# runs in bwrap), cgroup-tools (each sandbox in a control group of its own), chromium (the browser
+# tests) and postgresql (the PostgreSQL gradebook test).
 # Installed with apt-get as root or with passwordless sudo; otherwise make stops and prints the
 # command to run. `make demo` needs only bwrap.
-APT_NEEDS ?= bwrap:bubblewrap chromium:chromium pg_ctlcluster:postgresql
+APT_NEEDS ?= bwrap:bubblewrap cgexec:cgroup-tools chromium:chromium pg_ctlcluster:postgresql
 system-deps: ## apt-get the Debian packages grading and the tests need (bubblewrap, chromium, postgresql)
 	@missing=""; \
 	for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || missing="$$missing $${need#*:}"; done; \
@@ -51,6 +52,11 @@ endif
 	.venv/bin/python -m pip install --quiet -e '.[dev,oracle]'
 	touch $@
 
+# The grading kernel's own environment: exactly binder/requirements.txt (what students have), never the
+# grader's packages; rebuilt when binder/ changes (tinytorch_course/grading/kernel_env.py).
+kernel-env: install ## the grading kernel's environment (.kernel-env/, or TINYTORCH_KERNEL_ENV): what students have on Binder
+	$(BIN)/python -m tinytorch_course.grading.kernel_env
+
 export: install ## regenerate tinytorch/ from modules/ with nbdev
 	$(BIN)/nbdev-export
 
@@ -62,7 +68,8 @@ GRADING := $(BIN)/python -m tinytorch_course.cli
 
 # The instructor's whole path on bundled example submissions (see tinytorch_course/demo.py).
 demo: export ## install, export, run every notebook, then release -> autograde -> feedback -> grades on examples
-	@$(MAKE) --no-print-directory system-deps APT_NEEDS=bwrap:bubblewrap
+	@$(MAKE) --no-print-directory system-deps APT_NEEDS="bwrap:bubblewrap cgexec:cgroup-tools"
+	@$(MAKE) --no-print-directory kernel-env
 	$(BIN)/python -m tinytorch_course.demo
 
 notebooks: export ## run every notebook top to bottom
@@ -77,7 +84,7 @@ collect: install ## submissions into submitted/ (LMS=canvas ZIP=<Download Submis
 
 # ENGINE=dask SCHEDULER=tcp://host:8786 grades on a Dask cluster; this machine still writes the gradebook.
 ENGINE ?= local
-autograde: install ## grade submitted/*/07_optimizers/ (WORKERS=N; ENGINE=dask SCHEDULER=tcp://host:8786)
+autograde: install kernel-env ## grade submitted/*/07_optimizers/ (WORKERS=N; ENGINE=dask SCHEDULER=tcp://host:8786)
 ifeq ($(ENGINE),dask)
 	$(GRADING) autograde --scheduler $(SCHEDULER) $(ARGS)
 else
@@ -99,7 +106,7 @@ else
 	$(GRADING) grades $(ARGS)
 endif
 
-test: install system-deps $(ORACLE) ## lint, then the whole test suite
+test: install system-deps kernel-env $(ORACLE) ## lint, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -109,6 +116,7 @@ bench: install ## the benchmarks (ratios against a reference timed in the same r
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/autograde_parallel.py
 	$(BIN)/python benchmarks/class_report.py
+	$(BIN)/python benchmarks/sandbox_isolation.py
 
 lab: install ## JupyterLab on the modules
 	$(BIN)/jupyter lab modules

@@ -20,11 +20,16 @@ from tinytorch_course.examples.submissions import BUGS, CORRECT
 from tinytorch_course.student.notebook import cell_source
 
 
-def measure(name: str) -> dict:
+def measure(name: str, salts=(None,)) -> dict:
     """{check: error / tolerance} for submission `name`'s numerical checks, plus under 'failed' the graded
-    cells whose visible part raised and under 'failed_checks' the hidden checks the judge failed."""
+    cells whose visible part raised and under 'failed_checks' the hidden checks the judge failed.
+
+    With several `salts` (the grader's per-submission draws of the hidden inputs), the notebook runs once
+    and every hidden probe runs once per salt: 'ratios' holds the worst ratio over them, and 'by_salt'
+    the checks each draw failed."""
     nb = json.loads(build(name))
-    ns, ratios, failed, failed_checks = {"__name__": "__calibration__"}, {}, [], []
+    ns, ratios, failed = {"__name__": "__calibration__"}, {}, []
+    by_salt = {salt: [] for salt in salts}
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -32,29 +37,30 @@ def measure(name: str) -> dict:
         if "demo" in cell.get("metadata", {}).get("tags", []) and not meta:
             continue
         visible, _, hidden = src.partition("### BEGIN HIDDEN TESTS")
-        reports = []
-        ns["_observe"] = lambda cell_id, namespace, out=reports: harness.observe(cell_id, namespace, publish=out.append)
+        reports = {salt: [] for salt in salts}
+
+        def observe(cell_id, namespace, out=reports):
+            for salt, published in out.items():
+                harness.observe(cell_id, namespace, salt, publish=published.append)
+
+        ns["_observe"] = observe
         for part in (visible, hidden):  # hidden checks are measured even when a visible assert fails
             try:
                 with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    exec(
-                        compile(
-                            part.replace("from tinytorch_course.checks.harness import observe as _observe", ""),
-                            meta.get("grade_id", "cell"),
-                            "exec",
-                        ),
-                        ns,
-                    )
+                    code = part.replace("from tinytorch_course.checks.harness import observe as _observe", "")
+                    exec(compile(code, meta.get("grade_id", "cell"), "exec"), ns)
             except Exception:  # as under autograde, a failing cell does not stop the notebook
                 if meta.get("grade") and meta["grade_id"] not in failed:
                     failed.append(meta["grade_id"])
-        for verdict in judge_cell(meta.get("grade_id", ""), reports):
-            if verdict["ratio"] is not None:
-                ratios[verdict["check"]] = verdict["ratio"]
-            if not verdict["passed"]:
-                failed_checks.append(verdict["check"])
-    return {"ratios": ratios, "failed": failed, "failed_checks": failed_checks}
+        for salt in salts:
+            for verdict in judge_cell(meta.get("grade_id", ""), reports[salt], salt):
+                if verdict["ratio"] is not None:
+                    ratios[verdict["check"]] = max(ratios.get(verdict["check"], 0.0), verdict["ratio"])
+                if not verdict["passed"]:
+                    by_salt[salt].append(verdict["check"])
+    failed_checks = sorted({check for checks in by_salt.values() for check in checks})
+    return {"ratios": ratios, "failed": failed, "failed_checks": failed_checks, "by_salt": by_salt}
 
 
 if __name__ == "__main__":

@@ -176,6 +176,7 @@ def released_course(dest: Path, timeout: int | None = None, db_url: str | None =
             f.write(f"\nc.CourseDirectory.db_url = {db_url!r}  # a shared gradebook\n")
     course = Course(root)
     course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course.secret()  # as `make release` makes it
     return course
 
 

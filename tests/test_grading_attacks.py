@@ -16,15 +16,16 @@ import threading
 
 import pytest
 
-from helpers import ASSIGNMENT, AUTO, NOTEBOOK, ROOT, released_course, secret_lines, tool_env, tree_hash
+from helpers import ASSIGNMENT, AUTO, NOTEBOOK, ROOT, SOURCE_NB, released_course, secret_lines, tool_env, tree_hash
 from tinytorch_course.cli import feedback, grades
 from tinytorch_course.examples.attacks import ATTACKS, NETWORK_PORT
-from tinytorch_course.examples.build import write_submission
+from tinytorch_course.examples.build import build, write_submission
 from tinytorch_course.grading.autograde import autograde
 
 pytestmark = pytest.mark.slow
 TWINS = sorted({honest for honest, _ in ATTACKS.values()})
 LITTER = ("pwned-by-student.txt", "filler-")  # what the attacks try to leave behind
+CGROUPS = f"tinytorch-attacks-{os.getpid()}"
 
 
 def litter(top, depth=6) -> list:
@@ -70,25 +71,56 @@ def batch(tmp_path_factory):
     for name in names:
         write_submission(course_dir, name, name)
     write_submission(course_dir, "bystander", "reference")
+    for name, make in NOT_FILES.items():  # submissions that are not regular files, or are too large
+        folder = course_dir / "submitted" / name / ASSIGNMENT
+        folder.parent.parent.mkdir(parents=True, exist_ok=True)
+        make(course_dir, folder)
     before = {
         "submitted": tree_hash(course_dir / "submitted"),
         "course": tree_hash(course_dir, skip=("autograded", "feedback", "gradebook.db", "grades.csv")),
         "repo": tree_hash(ROOT / "modules") | tree_hash(ROOT / "tinytorch_course"),
     }
     listener = Listener()
+    os.environ["TINYTORCH_CGROUP_PARENT"] = CGROUPS  # this batch's control groups, apart from any other grader's
     try:
         autograde(course, workers=2, progress=False)
     finally:
         listener.close()
+        del os.environ["TINYTORCH_CGROUP_PARENT"]
     files = feedback(course)
     rows = {r["student_id"]: r for r in grades(course)}
-    return {
+    yield {
         "course": course,
         "before": before,
         "rows": rows,
         "connections": listener.connections,
         "feedback": {p.parent.parent.name: p for p in files},
     }
+    from tinytorch_course.grading import cgroup
+
+    for folder in cgroup.ROOT.glob(f"*/{CGROUPS}"):
+        try:
+            folder.rmdir()  # empty by then, unless test_fork_bomb_is_contained failed
+        except OSError:
+            pass
+
+
+def _huge_notebook(course_dir, folder):
+    "The reference with one markdown cell of 100 MiB: once, it went straight through to a 103 MB feedback page."
+    folder.mkdir(parents=True)
+    nb = json.loads(build("reference", course_dir))
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "x" * (100 * 2**20)})
+    (folder / f"{NOTEBOOK}.ipynb").write_text(json.dumps(nb))
+
+
+NOT_FILES = {  # student: how its submission is made (none can be made by write_submission)
+    "link-to-source": lambda course_dir, folder: (folder.mkdir(parents=True),
+                                                  os.symlink(SOURCE_NB, folder / f"{NOTEBOOK}.ipynb")),
+    "fifo-notebook": lambda course_dir, folder: (folder.mkdir(parents=True), os.mkfifo(folder / f"{NOTEBOOK}.ipynb")),
+    "linked-folder": lambda course_dir, folder: os.symlink(course_dir / "submitted" / "bystander",
+                                                           folder.parent, target_is_directory=True),
+    "huge-notebook": _huge_notebook,
+}  # fmt: skip
 
 
 def score(batch, name) -> float:
@@ -151,10 +183,18 @@ def test_no_network(batch):
 
 
 def test_fork_bomb_is_contained(batch):
+    "Every sandbox's processes die with it: its control group, which cannot be removed while one lives, is gone."
+    from tinytorch_course.grading import cgroup
+
     assert score(batch, "fork-bomb") == AUTO
-    assert "processes started:" in printed(batch, "fork-bomb")
-    users = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True).stdout.split()
-    assert not [u for u in users if 61000 <= int(u) < 65000], "a sandbox's processes outlived grading"
+    # it forks until its control group's 128 processes are reached, or, starved of CPU, until its cell is stopped
+    assert (
+        "processes started:" in printed(batch, "fork-bomb") or "ran longer than" in batch["rows"]["fork-bomb"]["notes"]
+    )
+    made = [p for p in cgroup.ROOT.glob(f"*/{CGROUPS}") if p.is_dir()]
+    assert made or cgroup.available() is not None, "the batch's sandboxes ran in control groups"
+    left = [g for p in made for g in p.iterdir() if g.is_dir()]
+    assert not left, f"a sandbox's processes outlived grading: {left[:3]}"
 
 
 def test_filling_the_disk_stops_at_the_caps(batch):
@@ -227,3 +267,45 @@ def test_nan_weights_earn_nothing_from_any_check_that_reads_the_weights(batch):
         print(f"{name}: {score(batch, name):.2f} of {AUTO:g}; bound {bound:.2f}")
         assert not passed, f"{name} passed checks on NaN weights: {passed}"
         assert score(batch, name) <= bound
+
+
+def test_only_regular_files_are_graded(batch):
+    """A symbolic link to the instructor's source notebook was once graded as that notebook (88/88). A link,
+    a FIFO, a linked folder or an oversized notebook is refused with its reason, never opened or followed."""
+    for name, why in [("link-to-source", "symbolic link"), ("fifo-notebook", "FIFO"),
+                      ("linked-folder", "symbolic link"), ("huge-notebook", "MiB")]:  # fmt: skip
+        row = batch["rows"][name]
+        assert row["score"] == 0 and row["status"] == "refused" and why in row["notes"], row
+    assert os.path.islink(batch["course"].root / "submitted" / "link-to-source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+
+
+def test_output_is_bounded_however_much_is_printed(batch):
+    """600 MiB printed (400 lines of 1 MiB, then one 200 MiB write) once left a 629 MB autograded notebook
+    and a 630 MB feedback page. Now a cell keeps 1 MiB of text, says how much it dropped, and costs nothing."""
+    assert score(batch, "huge-print") == AUTO
+    stored = batch["course"].autograded("huge-print") / f"{NOTEBOOK}.ipynb"
+    assert stored.stat().st_size < 4 * 2**20 and batch["feedback"]["huge-print"].stat().st_size < 4 * 2**20
+    assert "more output of this cell was dropped" in batch["rows"]["huge-print"]["notes"]
+
+
+def test_hogs_are_held_to_their_own_sandbox(batch):
+    """110 busy children and four children of 1.5 GiB each: their sandbox's control group holds them to one
+    core, 4 GiB and 128 processes together; they lose nothing of their own and take nothing from others."""
+    assert score(batch, "cpu-hog") == AUTO and score(batch, "memory-hog") == AUTO
+    assert score(batch, "bystander") == AUTO
+    assert "children still holding 1.5 GiB after 8 s: 4" not in printed(batch, "memory-hog")
+    from tinytorch_course.grading import cgroup
+
+    left = [p for p in cgroup.ROOT.glob(f"*/{CGROUPS}/*") if p.is_dir()]
+    assert not left, f"control groups outlived grading: {left[:3]}"
+
+
+def test_outputs_recorded_for_one_set_of_inputs_are_worth_nothing_on_the_next(batch):
+    """Hidden inputs are drawn per submission. An optimizer that replays the weights a correct one produced on
+    the fixed inputs of before passes those inputs (in-process), and scores as its do-nothing twin when graded."""
+    from calibration import measure
+
+    recorded = measure("replay-recorded-outputs", [None])  # the inputs it recorded
+    drawn = measure("replay-recorded-outputs", ["0123456789abcdef0123456789abcdef"])
+    assert len(recorded["failed_checks"]) + 20 < len(drawn["failed_checks"]), "the replay works on what it recorded"
+    assert score(batch, "replay-recorded-outputs") <= score(batch, "steps-only-count-asserts-off")

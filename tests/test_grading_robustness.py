@@ -89,4 +89,4 @@ def test_feedback_shows_hidden_messages_but_no_hidden_source(batch):
         lines = {line.strip() for line in text.splitlines()}
         assert not hidden & lines, f"{page} shows hidden test source: {sorted(hidden & lines)[:2]}"
     eps_page = next(p for p in batch["feedback"] if p.parent.parent.name == "adam-eps-inside-sqrt").read_text()
-    assert "Adam (defaults, lr=0.01): after 6 steps the weights miss by" in html.unescape(eps_page)
+    assert "Adam with tiny gradients (1e-6): after 6 steps the weights miss by" in html.unescape(eps_page)

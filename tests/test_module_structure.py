@@ -58,6 +58,29 @@ def test_the_prompt_names_every_corner_the_grader_tries():
         assert words in prose, words
 
 
+def test_the_prompt_states_the_float16_gradients_the_grader_uses():
+    "The float16 corners use gradients of at least harness.SMALLEST_GRADIENT; the prompt and the trap say so."
+    prose = " ".join("\n".join(c.source for c in CELLS if c.cell_type == "markdown").split())
+    assert prose.count(f"gradients of at least {harness.SMALLEST_GRADIENT} in size") == 2
+
+
+def test_answer_a_model_answer_is_what_estimate_training_memory_gives():
+    from tinytorch.core.optimizers import estimate_training_memory as estimate
+
+    n, gib = 7_000_000_000, 2**30
+    weights_and_grads = 2 * estimate(n, "adam")["params"]
+    totals = [
+        estimate(n, "sgd", momentum=0.9)["total"],
+        estimate(n, "adam")["total"],
+        weights_and_grads + estimate(n, "adam", bytes_per_value=1)["optimizer_state"],
+    ]
+    [rubric] = [c.source for c in CELLS if c.metadata.get("nbgrader", {}).get("grade_id") == "written-memory-at-scale"]
+    rubric = " ".join(rubric.split())
+    assert "{:.0f}, {:.0f} and {:.0f} GB".format(*(t / 1e9 for t in totals)) in rubric
+    assert "{:.1f}, {:.1f} and {:.1f} GiB".format(*(t / gib for t in totals)) in rubric
+    assert [t <= 80e9 for t in totals] == [False, False, True] and "only the 8-bit Adam fits" in rubric
+
+
 def test_written_answers_are_manually_graded_markdown_cells():
     answers = [c for c in CELLS if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "markdown"]
     assert [c.metadata.nbgrader["grade_id"] for c in answers] == [

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 
 from helpers import seeds, shapes
-from tinytorch.core.optimizers import SGD, Adam, AdamW, Optimizer, estimate_training_memory
+from tinytorch.core.optimizers import SGD, Adam, AdamW, Optimizer, StepLR, estimate_training_memory
 from tinytorch.core.tensor import Tensor
 
 MAKERS = {
@@ -292,3 +292,51 @@ def test_small_parameters_stay_on_the_calling_thread():
     seen.clear()
     for_each_block(lambda *views: seen.add(threading.get_ident()), np.zeros(4 * BLOCK, np.float32), threads=2)
     assert seen and threading.get_ident() not in seen
+
+
+def lrs(scheduler, epochs):
+    "The rate of each epoch as a training loop reads it: read, then step()."
+    out = []
+    for _ in range(epochs):
+        out.append(scheduler.optimizer.lr)
+        scheduler.step()
+    return out
+
+
+def test_steplr_decays_every_step_size_epochs_from_the_starting_rate():
+    opt = SGD(params(), lr=0.8)
+    sched = StepLR(opt, step_size=3, gamma=0.5)
+    assert sched.last_epoch == 0 and sched.get_last_lr() == [0.8] and opt.initial_lr == 0.8
+    assert lrs(sched, 10) == [0.8] * 3 + [0.4] * 3 + [0.2] * 3 + [0.1]
+    assert sched.last_epoch == 10 and sched.get_last_lr() == [opt.lr] == [0.1]
+    assert lrs(StepLR(SGD(params(), lr=1.0), step_size=1), 3) == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_steplr_resumes_with_last_epoch_and_from_its_state_dict():
+    straight = lrs(StepLR(SGD(params(), lr=0.3), step_size=3, gamma=0.25), 12)
+    opt = SGD(params(), lr=0.3)
+    first = StepLR(opt, step_size=3, gamma=0.25)
+    assert lrs(first, 6) == straight[:6]  # the optimizer now holds epoch 6's rate, and initial_lr
+    saved, rate = first.state_dict(), opt.lr
+    resumed = StepLR(opt, step_size=3, gamma=0.25, last_epoch=first.last_epoch)  # goes on at epoch 7
+    assert resumed.last_epoch == 7 and lrs(resumed, 5) == straight[7:]
+    opt2 = SGD(params(), lr=99.0)
+    sched2 = StepLR(opt2, step_size=3, gamma=0.25)
+    sched2.load_state_dict(saved)
+    opt2.lr = rate  # the optimizer's own checkpoint brings its rate back
+    assert "optimizer" not in saved and lrs(sched2, 6) == straight[6:]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda o: StepLR(o, step_size=0), "Invalid step_size: 0"),
+        (lambda o: StepLR(o, step_size=2.5), "Invalid step_size: 2.5"),
+        (lambda o: StepLR(o, step_size=2, gamma=-0.5), "Invalid gamma: -0.5"),
+        (lambda o: StepLR(o, step_size=2, last_epoch=4), "Invalid last_epoch: 4"),
+    ],
+)
+def test_steplr_names_the_bad_value(make, message):
+    with pytest.raises(ValueError) as err:
+        make(SGD(params(), lr=0.1))
+    assert str(err.value).startswith(message)

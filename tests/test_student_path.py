@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 NOTEBOOK = Path("modules") / ASSIGNMENT / "optimizers.ipynb"
 STYLE = "seed-style-out-of-place"  # a correct solution written unlike the reference...
 STYLE_LINE = "bias_correction1 = 1 - self.beta1 ** self.step_count"  # ...with a line the reference lacks
-GRADED_CELLS = 13
+GRADED_CELLS = 14
 RUNNER = """
 import sys
 import nbformat

@@ -66,6 +66,12 @@ def main(argv=None) -> int:
         "every row of grades.csv says so",
     )
     auto.add_argument(
+        "--no-cgroups",
+        action="store_true",
+        help="grade without a control group per sandbox (its processes then share no memory, CPU or process "
+        "limit; as a non-root grader, where cgroups cannot be made); every row of grades.csv says so",
+    )
+    auto.add_argument(
         "--scheduler", default=None, help="grade on a Dask cluster: the scheduler's address, e.g. tcp://host:8786"
     )
     sub.add_parser("feedback", help="HTML feedback for every graded submission")
@@ -97,6 +103,7 @@ def main(argv=None) -> int:
                 int(args.memory_gib * 2**30),
                 sandbox=not args.unsandboxed,
                 scheduler=args.scheduler,
+                cgroups=not args.no_cgroups,
             )
         except SandboxUnavailable as exc:
             print(f"make autograde refuses to grade: {exc}", file=sys.stderr)

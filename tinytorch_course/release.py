@@ -75,4 +75,5 @@ def _export(dest: Path) -> None:
 def release(course) -> Path:
     "nbgrader generate_assignment, then the student repository in dist/student/."
     course.tool("nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    course.secret()  # the course secret hidden inputs are drawn from (made once, kept)
     return build_student_repo(course.root, course.root / "dist" / "student")

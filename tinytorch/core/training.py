@@ -12,75 +12,38 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .optimizers import StepLR
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['LRScheduler', 'StepLR', 'CosineWarmup', 'train_epoch', 'evaluate', 'save_checkpoint', 'load_checkpoint', 'fit']
-
-# %% ../../modules/08_training/training.ipynb #adaacd60
-class LRScheduler:
-    "Base class: sets `optimizer.lr` to `lr_at(epoch)`; call `step()` once at the end of each epoch."
-    def __init__(self, optimizer):
-        self.optimizer, self.base_lr, self.last_epoch = optimizer, optimizer.lr, 0
-        optimizer.lr = self.lr_at(0)
-
-    def lr_at(self, epoch: int) -> float:
-        "The learning rate for `epoch` (counted from 0)."
-        raise NotImplementedError(f"{type(self).__name__} does not define lr_at()")
-
-    def step(self) -> None:
-        "Move to the next epoch's learning rate."
-        self.last_epoch += 1
-        self.optimizer.lr = self.lr_at(self.last_epoch)
-
-    def get_last_lr(self) -> list:
-        "The current learning rate, in a list as torch returns it (one entry per parameter group)."
-        return [self.optimizer.lr]
-
-# %% ../../modules/08_training/training.ipynb #f0cc8f7d
-def _scheduler_state(self) -> dict:
-    "What a checkpoint needs to continue the schedule: the starting rate and the epoch count."
-    return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
-
-
-def _load_scheduler_state(self, state: dict) -> None:
-    "Continue the schedule from `state_dict()`, and set the optimizer's rate to match."
-    self.base_lr, self.last_epoch = float(state["base_lr"]), int(state["last_epoch"])
-    self.optimizer.lr = self.lr_at(self.last_epoch)
-
-
-LRScheduler.state_dict, LRScheduler.load_state_dict = _scheduler_state, _load_scheduler_state
-
-# %% ../../modules/08_training/training.ipynb #f99bdbec
-class StepLR(LRScheduler):
-    "Multiply the learning rate by `gamma` every `step_size` epochs, as torch.optim.lr_scheduler.StepLR."
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"Invalid step_size: {step_size} (a positive whole number of epochs)")
-        if not gamma > 0:
-            raise ValueError(f"Invalid gamma: {gamma}")
-        self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer)
-
-    def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+__all__ = ['CosineWarmup', 'train_epoch', 'evaluate', 'save_checkpoint', 'load_checkpoint', 'fit']
 
 # %% ../../modules/08_training/training.ipynb #8efb96b0
-class CosineWarmup(LRScheduler):
-    "Linear warmup from 0 to the base rate over `warmup` epochs, then a cosine down to `min_lr` at `total`."
+class CosineWarmup(StepLR):
+    "Linear warmup from 0 to the optimizer's rate over `warmup` epochs, then a cosine down to `min_lr` at `total`."
     def __init__(self, optimizer, warmup: int, total: int, min_lr: float = 0.0):
         if not 0 <= warmup < total:
             raise ValueError(f"Invalid warmup/total: {warmup}/{total} (need 0 <= warmup < total)")
         if not 0 <= min_lr <= optimizer.lr:
             raise ValueError(f"Invalid min_lr: {min_lr} (need 0 <= min_lr <= lr)")
-        self.warmup, self.total, self.min_lr = warmup, total, min_lr
-        super().__init__(optimizer)
+        self.warmup, self.total, self.min_lr, self.peak_lr = warmup, total, min_lr, optimizer.lr
+        super().__init__(optimizer, step_size=1, gamma=1.0)  # your StepLR's bookkeeping, at a constant rate
 
     def lr_at(self, epoch: int) -> float:
+        "The learning rate for `epoch` (counted from 0)."
         if epoch < self.warmup:
-            return self.base_lr * epoch / self.warmup
+            return self.peak_lr * epoch / self.warmup
         progress = min(1.0, (epoch - self.warmup) / (self.total - self.warmup))
-        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_lr + (self.peak_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def step(self) -> None:
+        "Count the epoch with your StepLR's step(), then set this schedule's rate for it."
+        super().step()
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+    def get_last_lr(self) -> list:
+        "This schedule's current rate, in a list as torch returns it."
+        return [self.lr_at(self.last_epoch)]
 
 # %% ../../modules/08_training/training.ipynb #9b0a9b72
 def train_epoch(model, loss_fn, optimizer, loader) -> float:

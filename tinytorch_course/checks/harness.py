@@ -1,7 +1,8 @@
 """The kernel's half of the hidden tests: run the submitted classes on fixed inputs and report what they did.
 
-Each graded cell's hidden region is one call, `observe("<grade id>", globals())`. It runs the probes
-listed for that cell in `PROBES`, each on inputs made from fixed seeds, and publishes one observation
+Each graded cell's hidden region is one call, `observe("<grade id>", globals())`; when grading, the
+grader adds this submission's salt. It runs the probes listed for that cell in `PROBES`, each on inputs
+drawn from the row's seeds and the salt (`drawn`), and publishes one observation
 per check as display data of type `MIME`. This module holds no expected value, tolerance or verdict:
 the judge (`judge.py`, outside the kernel) computes the answers from the same inputs and decides.
 
@@ -31,13 +32,18 @@ def init(seed, shapes=SHAPES, dtype="float32"):
     return [np.asarray(rng.normal(size=s), dtype=dtype) for s in shapes]
 
 
+# The smallest |g| of a bounded gradient: float16's v = (1 - beta2) g^2 then stays a normal number.
+# The notebook's "float16 trap" states this number; tests/test_module_structure.py checks it does.
+SMALLEST_GRADIENT = 0.5
+
+
 def grads(seed, steps, shapes=SHAPES, scale=1.0, dtype="float32", bounded=False):
-    "A gradient for every parameter at every step (`bounded`: |g| >= 0.5, so float16 moments stay normal)."
+    "A gradient for every parameter at every step (`bounded`: |g| >= SMALLEST_GRADIENT)."
     rng = np.random.default_rng(10_000 + seed)
     out = []
     for _ in range(steps):
         gs = [rng.normal(size=s) for s in shapes]
-        gs = [np.sign(g) * (0.5 + np.abs(g)) if bounded else g for g in gs]
+        gs = [np.sign(g) * (SMALLEST_GRADIENT + np.abs(g)) if bounded else g for g in gs]
         out.append([np.asarray(scale * g, dtype=dtype) for g in gs])
     return out
 
@@ -49,7 +55,7 @@ def corner_inputs(seed, corner, steps):
 
 
 def first_step_grads(seed):
-    "Gradients bounded away from zero (|g| >= 0.5), for the size of Adam's first step."
+    "Gradients bounded away from zero (|g| >= SMALLEST_GRADIENT), for the size of Adam's first step."
     return grads(seed, 1, bounded=True)[0]
 
 
@@ -199,6 +205,25 @@ PROBES = {
         resume("Adam", {"lr": 0.01}),
         resume("AdamW", {"lr": 0.01}),
     ],
+    "test-steplr": [
+        probe(
+            "StepLR(step_size=3, gamma=0.5) over 10 epochs", "schedule", base_lr=0.8, step_size=3, gamma=0.5, epochs=10
+        ),
+        probe(
+            "StepLR(step_size=2) with the default gamma over 7 epochs", "schedule", base_lr=0.05, step_size=2, epochs=7
+        ),
+        probe(
+            "StepLR resumed with last_epoch=5", "schedule", base_lr=0.3, step_size=3, gamma=0.25, epochs=6, resume_at=5
+        ),
+        probe(
+            "get_last_lr() and last_epoch after each step()",
+            "schedule-bookkeeping",
+            base_lr=0.1,
+            step_size=4,
+            gamma=0.5,
+            epochs=9,
+        ),
+    ],  # fmt: skip
     "test-corner-cases": [
         corner(cls, hyper, what, seed=50 + 4 * k + j)
         for k, (cls, hyper) in enumerate(
@@ -436,6 +461,32 @@ def _resume(ns, spec):
     return {"straight": [_data(p) for p in a], "resumed": [_data(p) for p in b]}
 
 
+class _LearningRateOnly:
+    "An optimizer as a scheduler sees it: only `lr` (and the `initial_lr` a scheduler may add)."
+
+    def __init__(self, lr):
+        self.lr = lr
+
+
+def _schedule(ns, spec):
+    """The optimizer's lr at each of `epochs` epochs, from construction on, one step() between epochs;
+    `resume_at`: a first scheduler runs that many epochs, then a new one resumes with last_epoch=resume_at."""
+    StepLR, opt = ns["StepLR"], _LearningRateOnly(spec["base_lr"])
+    gamma = {"gamma": spec["gamma"]} if "gamma" in spec else {}
+    sched = StepLR(opt, spec["step_size"], **gamma)
+    if spec.get("resume_at") is not None:
+        for _ in range(spec["resume_at"]):
+            sched.step()
+        sched = StepLR(opt, spec["step_size"], last_epoch=spec["resume_at"], **gamma)
+    seen = []
+    for epoch in range(spec["epochs"]):
+        if epoch:
+            sched.step()
+        seen.append({"lr": opt.lr} if spec["probe"] == "schedule" else
+                    {"lr": opt.lr, "last_lr": list(sched.get_last_lr()), "last_epoch": sched.last_epoch})  # fmt: skip
+    return seen
+
+
 RUNNERS = {
     "trajectory": _trajectory,
     "base-params": _base_params,
@@ -449,13 +500,37 @@ RUNNERS = {
     "momentum-state": _momentum_state,
     "resume": _resume,
     "corner": _corner,
+    "schedule": _schedule,
+    "schedule-bookkeeping": _schedule,
 }
 
 
-def observe(cell_id, namespace, publish=None):
-    "Run every probe of graded cell `cell_id` on the classes in `namespace`; publish one observation each."
+def draw(seed: int, salt: str | None) -> int:
+    "The seed a check uses for submission `salt` (the grader's HMAC of the submission); `seed` itself without one."
+    if salt is None:
+        return seed
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{salt}:{seed}".encode()).digest()[:4], "big")
+
+
+def drawn(spec: dict, salt: str | None) -> dict:
+    "`spec` with its seeds drawn for submission `salt`: both the harness and the judge build inputs from this."
+    spec = dict(spec)
+    if "seed" in spec:
+        spec["seed"] = draw(spec["seed"], salt)
+    if "seeds" in spec:
+        spec["seeds"] = [draw(s, salt) for s in spec["seeds"]]
+    return spec
+
+
+def observe(cell_id, namespace, salt=None, publish=None):
+    """Run every probe of graded cell `cell_id` on the classes in `namespace`; publish one observation each.
+
+    `salt` comes from the grader when the cell runs (see `grading/preprocessors.DrawHiddenInputs`): the
+    inputs are drawn for this submission, so outputs recorded for other inputs are worth nothing."""
     publish = publish or emit
-    for spec in PROBES[cell_id]:
+    for spec in (drawn(s, salt) for s in PROBES[cell_id]):
         try:
             result = {"value": encode(RUNNERS[spec["probe"]](namespace, spec))}
         except Exception as exc:  # one failing probe costs its own check only

@@ -145,6 +145,10 @@ FORMS = {  # probe -> the form of its report, from its spec
         "wrong_count": oneof(str, type(None)),
     },
     "resume": lambda s: {"straight": _params(), "resumed": _params()},
+    "schedule": lambda s: listof({"lr": oneof(float, int, ARRAY)}, s["epochs"]),
+    "schedule-bookkeeping": lambda s: listof(
+        {"lr": oneof(float, int, ARRAY), "last_lr": ANY, "last_epoch": ANY}, s["epochs"]
+    ),
 }
 
 
@@ -188,14 +192,16 @@ def reference(kind, init, grads, lr, momentum=0.0, betas=(0.9, 0.999), eps=1e-8,
 
 
 def worst_error(got, want, init):
-    """Largest deviation from the reference, relative to how far the reference moved that parameter.
+    """Largest deviation from the reference, relative to the farthest the reference moved that parameter
+    from its start over the run (a trajectory that comes back near its start at one step would make that
+    step's distance a poor yardstick: a correct float32 step then looked 30% wrong on some inputs).
 
     A NaN or an infinity anywhere is an infinite miss: Python's `max(0.0, nan)` is 0.0, so every
     comparison here goes through `_worst`, which never lets a non-finite number through as small."""
+    scale = [max(max(float(np.max(np.abs(step[i] - x0))) for step in want), 1e-30) for i, x0 in enumerate(init)]
     worst = 0.0
     for got_step, want_step in zip(got, want, strict=True):
-        for g, w, x0 in zip(got_step, want_step, init, strict=True):
-            moved = max(float(np.max(np.abs(w - x0))), 1e-30)
+        for g, w, moved in zip(got_step, want_step, scale, strict=True):
             worst = _worst(worst, np.abs(np.asarray(g, np.float64) - w) / moved)
     return worst
 
@@ -466,6 +472,52 @@ def _resume(spec, value):
     )
 
 
+SCHEDULE_HINTS = {
+    "StepLR(step_size=3, gamma=0.5) over 10 epochs": "Check on which epoch each decay falls, counting epochs from 0.",
+    "StepLR(step_size=2) with the default gamma over 7 epochs": "Check the default gamma and that the rate decays "
+    "only every step_size epochs.",
+    "StepLR resumed with last_epoch=5": "A resumed schedule continues at epoch last_epoch + 1, from "
+    "optimizer.initial_lr.",
+}
+
+
+def _first_epoch(spec) -> int:
+    "The epoch the probe's first record belongs to: 0, or last_epoch + 1 for a resumed schedule."
+    return 0 if spec.get("resume_at") is None else spec["resume_at"] + 1
+
+
+def _schedule_rates(spec) -> list:
+    "The reference learning rate of each epoch the probe recorded (torch's StepLR, default gamma 0.1)."
+    gamma = spec.get("gamma", 0.1)
+    return [spec["base_lr"] * gamma ** ((_first_epoch(spec) + k) // spec["step_size"]) for k in range(spec["epochs"])]
+
+
+def _schedule(spec, value):
+    got = np.array([float(v["lr"]) for v in value])
+    want = np.array(_schedule_rates(spec))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.abs(got - want) / want
+    bad = np.flatnonzero(~(off <= 1e-9))
+    if not bad.size:
+        return True, spec["check"], float(np.max(off)) / 1e-9
+    worst = float(np.max(np.where(np.isfinite(off), off, np.inf)))
+    first = _first_epoch(spec) + int(bad[0])
+    message = f"{spec['check']}: the learning rate is wrong from epoch {first} on (off by up to {worst:.0%})."
+    return False, f"{message} {SCHEDULE_HINTS.get(spec['check'], '')}".rstrip(), worst / 1e-9
+
+
+def _schedule_bookkeeping(spec, value):
+    for epoch, v in enumerate(value):
+        if _integer(v["last_epoch"]) != epoch:
+            message = (f"last_epoch should count the epochs from 0 (the constructor's step() starts epoch 0), but "
+                       f"after construction and {epoch} step() calls it is {v['last_epoch']}")  # fmt: skip
+            return False, message, None
+        last = v["last_lr"]
+        if not isinstance(last, list) or len(last) != 1 or float(last[0]) != float(v["lr"]):
+            return False, "get_last_lr() should return [optimizer.lr], the rate the last step() set, in a list", None
+    return True, spec["check"], None
+
+
 VERDICTS = {
     "trajectory": _trajectory,
     "first-step": _first_step,
@@ -479,6 +531,8 @@ VERDICTS = {
     "momentum-state": _momentum_state,
     "resume": _resume,
     "corner": _corner,
+    "schedule": _schedule,
+    "schedule-bookkeeping": _schedule_bookkeeping,
 }
 
 
@@ -515,9 +569,9 @@ def judge_check(spec, reports: list) -> dict:
     }
 
 
-def judge_cell(cell_id: str, observations: list) -> list:
-    "Verdicts for every check of graded cell `cell_id`, from the observations it published."
+def judge_cell(cell_id: str, observations: list, salt: str | None = None) -> list:
+    "Verdicts for every check of graded cell `cell_id`, from the observations it published, on inputs drawn for `salt`."
     return [
         judge_check(spec, [o for o in observations if o.get("check") == spec["check"]])
-        for spec in harness.PROBES.get(cell_id, [])
+        for spec in (harness.drawn(s, salt) for s in harness.PROBES.get(cell_id, []))
     ]

@@ -6,6 +6,10 @@ no more than its honest twin, change nothing outside the kernel's scratch folder
 hidden-test line in its feedback (tests/test_grading_attacks.py). Test data, like submissions.py.
 """
 
+import base64
+import json
+import zlib
+
 from .edits import append_code, solution_body
 from .submissions import BUGS
 
@@ -251,6 +255,154 @@ class _NoAsserts(ast.NodeTransformer):
 get_ipython().ast_transformers.append(_NoAsserts())
 """
 
+_REPLAY_KEY = """\
+import hashlib
+
+import numpy as np
+
+
+def _replay_key(name, hyper, params):
+    "Which recorded run an optimizer is on: its class, its hyperparameters and its parameters' starting values."
+    digest = hashlib.sha256(f"{name}{sorted(hyper.items())}".encode())
+    for p in params:
+        digest.update(np.ascontiguousarray(p.data).tobytes())
+    return digest.hexdigest()
+"""
+
+REPLAY = (
+    _REPLAY_KEY
+    + """
+import base64, json, zlib
+
+_RECORDED = json.loads(zlib.decompress(base64.b64decode("{table}")))
+
+
+def _replaying(cls):
+    "Each step sets the weights to what a correct optimizer produced on recorded inputs; no arithmetic."
+    init = cls.__init__
+
+    def __init__(self, params, **hyper):
+        init(self, params, **hyper)
+        self._replay = (_replay_key(cls.__name__, hyper, self.params), 0)
+
+    def step(self):
+        self.step_count += 1
+        key, t = self._replay
+        run = _RECORDED.get(key, [])
+        if t < len(run):
+            for p, value in zip(self.params, run[t]):
+                p.data[...] = np.asarray(value, dtype=p.data.dtype).reshape(p.data.shape)
+        self._replay = (key, t + 1)
+
+    cls.__init__, cls.step = __init__, step
+
+
+_replaying(SGD)
+"""
+)
+
+
+def recorded_outputs() -> str:
+    """What a student who knew one set of hidden inputs would hard-code: every probe's weights after each
+    step, from the correct optimizers, on the inputs drawn without a salt (the fixed seeds of before)."""
+    import numpy as np
+
+    import tinytorch.core.optimizers as reference
+    from tinytorch.core.tensor import Tensor
+
+    from ..checks import harness
+
+    scope, table = {}, {}
+    exec(_REPLAY_KEY, scope)
+
+    def recording(cls):
+        class Recording(cls):
+            def __init__(self, params, **hyper):
+                super().__init__(params, **hyper)
+                self._key = scope["_replay_key"](cls.__name__, hyper, self.params)
+                table[self._key] = []
+
+            def step(self):
+                super().step()
+                table[self._key].append([np.asarray(p.data, np.float64).tolist() for p in self.params])
+
+        return Recording
+
+    ns = {
+        **vars(reference),
+        "Tensor": Tensor,
+        **{n: recording(getattr(reference, n)) for n in ("SGD", "Adam", "AdamW")},
+    }
+    for cell_id in harness.PROBES:
+        harness.observe(cell_id, ns, None, publish=lambda report: None)
+    return base64.b64encode(zlib.compress(json.dumps(table).encode(), 9)).decode()
+
+
+def _append_replay(nb):
+    "Each optimizer replays from right after its class is defined, so every test of it sees the replay."
+    append_code("sgd-class", REPLAY.replace("{table}", recorded_outputs()))(nb)
+    append_code("adam-class", "_replaying(Adam)\n")(nb)
+    append_code("adamw-class", "_replaying(AdamW)\n")(nb)
+
+
+HUGE_PRINT = """\
+import sys
+for _ in range(400):  # 400 MiB in 1 MiB lines
+    print("x" * 2**20)
+sys.stdout.write("y" * (200 * 2**20))  # and 200 MiB in one message
+sys.stdout.flush()
+"""
+
+CPU_HOG = """\
+import os, time
+children = 0
+for _ in range(110):  # busy children, each in a session of its own, for longer than the cell may run
+    try:
+        if os.fork() == 0:
+            os.setsid()
+            end = time.time() + 50
+            while time.time() < end:
+                pass
+            os._exit(0)
+        children += 1
+    except OSError:
+        break
+print("busy children started:", children)
+time.sleep(50)
+"""
+
+MEMORY_HOG = """\
+import os, time
+import numpy as np
+pids = []
+for _ in range(4):  # four children of 1.5 GiB each: 6 GiB, under a 4 GiB limit per process
+    pid = os.fork()
+    if pid == 0:
+        block = np.ones(3 * 2**27)  # 1.5 GiB, touched
+        time.sleep(30)
+        os._exit(0)
+    pids.append(pid)
+time.sleep(8)
+alive = sum(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in pids)
+print("children still holding 1.5 GiB after 8 s:", alive)
+"""
+
+MALFORMED_REPLY = """\
+from IPython import get_ipython
+kernel = get_ipython().kernel
+send = kernel.session.send
+
+
+def malformed(stream, msg_or_type, content=None, *args, **kwargs):
+    "Every later execute_reply says error, without the ename a client reads: once, nbgrader raised KeyError."
+    if msg_or_type == "execute_reply" and isinstance(content, dict):
+        content = {"status": "error", "execution_count": content.get("execution_count")}
+    return send(stream, msg_or_type, content, *args, **kwargs)
+
+
+kernel.session.send = malformed
+"""
+
 _ASK_REGIONS = [("sgd-class", "def step"), ("adam-class", "def step")]
 _ONLY_COUNT = [solution_body(cell, marker, "        self.step_count += 1\n") for cell, marker in _ASK_REGIONS]
 
@@ -276,6 +428,15 @@ ATTACKS = {
     ),
     "nan-steps": ("reference", NAN_STEPS),
     "nan-steps-asserts-off": ("reference", [append_code("imports", NO_ASSERTS), *NAN_STEPS]),
+    "replay-recorded-outputs": ("steps-only-count-asserts-off", [_append_replay]),
+    "huge-print": ("reference", [append_code("adamw-class", HUGE_PRINT)]),
+    "cpu-hog": ("reference", [append_code("adamw-class", CPU_HOG)]),
+    "memory-hog": ("reference", [append_code("adamw-class", MEMORY_HOG)]),
+    "malformed-reply": ("reference", [append_code("memory-estimate", MALFORMED_REPLY)]),
 }
-# The honest twin of ask-grader-frames: the same steps without the search, so they only count.
-HONEST = {"steps-only-count": _ONLY_COUNT}
+# Honest twins: the steps of ask-grader-frames without the search, so they only count; and the same with the
+# visible tests switched off, the twin of an optimizer that only replays outputs it recorded.
+HONEST = {
+    "steps-only-count": _ONLY_COUNT,
+    "steps-only-count-asserts-off": [*_ONLY_COUNT, append_code("imports", NO_ASSERTS)],
+}

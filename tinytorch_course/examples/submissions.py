@@ -222,6 +222,32 @@ BUGS = {
             "        pass\n",
         )
     ],
+    "steplr-off-by-one-epoch": [
+        replace(
+            "steplr-class",
+            "self.gamma ** (self.last_epoch // self.step_size)",
+            "self.gamma ** ((self.last_epoch + 1) // self.step_size)",
+        )
+    ],
+    "steplr-decays-every-step": [
+        replace("steplr-class", "self.gamma ** (self.last_epoch // self.step_size)", "self.gamma ** self.last_epoch")
+    ],
+    "steplr-loses-base-lr": [
+        replace(
+            "steplr-class",
+            "self.optimizer.lr = self.base_lr * self.gamma ** (self.last_epoch // self.step_size)",
+            "self.optimizer.lr = self.optimizer.lr * self.gamma ** (self.last_epoch // self.step_size)",
+        )
+    ],
+    "steplr-resume-from-current-lr": [
+        replace(
+            "steplr-class",
+            "        if last_epoch == -1:\n            optimizer.initial_lr = optimizer.lr\n"
+            "        self.base_lr, self.last_epoch = optimizer.initial_lr, last_epoch",
+            "        optimizer.initial_lr = optimizer.lr\n"
+            "        self.base_lr, self.last_epoch = optimizer.lr, last_epoch",
+        )
+    ],
     # slips confined to one corner: each must cost something, and at most the corner's points
     "sgd-slice-assign-0d": plain(
         "sgd-class", ("            param.data -= d", "            param.data[:] = param.data - d")
@@ -389,6 +415,16 @@ class AdamW(Adam):
             param.data = param.data * (1 - self.lr * self.weight_decay)
 """
 
+_CHAINABLE_STEPLR_STEP = """\
+        self.last_epoch += 1  # torch's own get_lr(): multiply the current rate on each step_size-th epoch
+        if self.last_epoch > 0 and self.last_epoch % self.step_size == 0:
+            self.optimizer.lr = self.optimizer.lr * self.gamma
+        self._last_lr = [self.optimizer.lr]
+"""
+_STORED_LAST_LR = """\
+        return list(self._last_lr)
+"""
+
 _LOGGING_STEP = """\
         import logging, sys, warnings
         self.step_count += 1
@@ -424,6 +460,10 @@ CORRECT = {
         solution_body("adam-class", "def update", _LERP_ADAM),
     ],
     "logging-and-warnings": [solution_body("adam-class", "def step", _LOGGING_STEP)],
+    "steplr-chainable-like-torch": [
+        solution_body("steplr-class", "def step", _CHAINABLE_STEPLR_STEP),
+        solution_body("steplr-class", "def get_last_lr", _STORED_LAST_LR),
+    ],
 }
 
 # ---- hostile submissions ---------------------------------------------------------------------

@@ -4,8 +4,9 @@ The queue is every `submitted/<student>/07_optimizers/` folder not already grade
 (unless `force`). Workers (local processes, `pool.py`, or Dask workers, `dask_pool.py`) read a
 read-only snapshot of the gradebook and return a `Result`; this process records each one as it
 arrives (`record.py`), so a batch that is killed can be run again and finishes with the same gradebook.
-A folder the grader will not follow (`intake.py`) is recorded with its reason and never run; whatever
-recording one submission raises becomes that student's error, and the batch goes on.
+A folder whose name cannot be a student id (`intake.py`) or whose files are not regular files
+(`worker.refusal`) is recorded with its reason and never run; whatever recording one submission
+raises becomes that student's error, and the batch goes on.
 """
 
 import os
@@ -16,9 +17,10 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from .course import ASSIGNMENT, Course, fingerprint, tool_env
-from .intake import refusal
+from .intake import name_refusal
 from .record import is_done, record_safely
 from .sandbox import LIMITS
+from .worker import refusal
 
 
 def autograde(
@@ -30,29 +32,31 @@ def autograde(
     progress: bool = True,
     sandbox: bool = True,
     scheduler: str | None = None,
+    cgroups: bool = True,
 ) -> dict:
     """Grade every submission; returns {student: status}.
 
     With `sandbox` (the default) it first checks that a sandbox starts here and raises
     `sandbox.SandboxUnavailable`, naming the command that fixes it, if not. With `scheduler` (a Dask
     scheduler's address) the submissions are graded on that cluster's workers; this process still
-    writes every grade. `budget` bounds the seconds one submission may take on the local pool.
+    writes every grade. `budget` bounds the seconds one submission may take on the local pool. Without
+    `cgroups`, a sandbox's processes share no control group (only per-process limits); every row says so.
+    A submission that is not a regular file (a link, a FIFO...) is refused here, before any worker reads it.
     """
+    course.config.SandboxedKernelManager.cgroups = cgroups
     if sandbox and scheduler is None:  # on Dask, each grading machine needs bwrap itself
         from .sandbox import check_sandbox
 
-        check_sandbox()
+        check_sandbox(cgroups)
     with Gradebook(course.db_url, course.course_id) as gb:
         gb.find_assignment(ASSIGNMENT)  # raises if `release` never ran
     queue, results = [], {}
     for student in course.students():
-        refused = refusal(course, student)  # a folder name or file the grader will not follow: recorded, not run
-        if refused is not None:
-            results[student] = record_safely(course, refused, "").status
-            continue
         fp = fingerprint(course, student)
         if not force and is_done(course, student, fp):
             results[student] = "already graded"
+        elif (refused := name_refusal(student) or refusal(course, student)) is not None:
+            results[student] = record_safely(course, refused, fp).status
         else:
             queue.append((student, fp))
     # Workers make their temporary folders (the submission's copy, each kernel's sandbox folder) in the
@@ -66,7 +70,15 @@ def autograde(
         if scheduler is not None:
             from .dask_pool import run
 
-            finished = run(course, queue, scheduler, memory_bytes, sandbox, snapshot if snapshot.exists() else None)
+            finished = run(
+                course,
+                queue,
+                scheduler,
+                memory_bytes,
+                sandbox,
+                snapshot if snapshot.exists() else None,
+                cgroups=cgroups,
+            )
         else:
             from .pool import run
 
@@ -81,6 +93,7 @@ def autograde(
                 sandbox,
                 workers or os.cpu_count() or 1,
                 budget,
+                cgroups,
             )
         for student, fp, result in finished:
             results[student] = record_safely(course, result, fp).status  # one student's failure stops no one

@@ -30,6 +30,26 @@ def run_script(cwd, *args):
     return proc
 
 
+SECRET = ".grading-secret"  # at the course root: git-ignored, never mounted in a sandbox
+
+
+def course_secret(root) -> bytes:
+    "The course's secret (made on first use, e.g. at the first release): hidden inputs are drawn from it."
+    import secrets
+
+    path = Path(root) / SECRET
+    if not path.exists():
+        tmp = path.with_name(f"{SECRET}.{os.getpid()}")
+        tmp.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # atomic: two workers making it at once end with one secret
+        except FileExistsError:
+            pass
+        tmp.unlink()
+    return path.read_text().strip().encode()
+
+
 class Course:
     "Paths and configuration of a course folder (the folder holding nbgrader_config.py)."
 
@@ -48,9 +68,16 @@ class Course:
         return self.root / "autograded" / student / ASSIGNMENT
 
     def students(self) -> list:
-        "Everyone with a submission folder for this assignment, notebook or not."
+        """Everyone with a submission folder for this assignment, notebook or not. Nothing is followed: a
+        link where a folder should be still names a student, whose submission the worker then refuses."""
         base = self.root / "submitted"
-        return sorted(p.parent.name for p in base.glob(f"*/{ASSIGNMENT}") if p.is_dir()) if base.exists() else []
+        if not base.is_dir():
+            return []
+        return sorted(entry.name for entry in os.scandir(base)
+                      if os.path.lexists(os.path.join(entry.path, ASSIGNMENT)) or entry.is_symlink())  # fmt: skip
+
+    def secret(self) -> bytes:
+        return course_secret(self.root)
 
     def tool(self, *args):
         "Run a console script of this Python environment in the course folder."
@@ -80,19 +107,25 @@ def scratch_course(dest) -> Course:
 
 
 def fingerprint(course: Course, student: str) -> str:
-    """A hash of what the student submitted (all files), to tell a changed submission from a graded one.
-    A symbolic link counts by where it points, never followed; a file name need not be UTF-8."""
+    """A hash of what the student submitted, to tell a changed submission from a graded one: every regular
+    file's name and bytes, and the name and kind of anything else (never followed, never read). A file
+    name need not be UTF-8."""
     import stat
 
     digest = hashlib.sha256()
     folder = course.submitted(student)
-    for path in sorted(folder.rglob("*")):
-        mode = path.lstat().st_mode
-        digest.update(os.fsencode(path.relative_to(folder)))
-        if stat.S_ISLNK(mode):
-            digest.update(b"->" + os.fsencode(os.readlink(path)))
-        elif stat.S_ISREG(mode):
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
+    top = course.root / "submitted" / student
+    if os.path.islink(top) or os.path.islink(folder) or not folder.is_dir():
+        digest.update(f"not a folder: {os.path.lexists(top)} {os.path.islink(top)} {os.path.islink(folder)}".encode())
+        return digest.hexdigest()
+    for root, dirs, files in sorted(os.walk(folder)):  # os.walk does not follow links into folders
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            path = Path(root) / name
+            mode = os.lstat(path).st_mode
+            digest.update(os.fsencode(path.relative_to(folder)) + f"\0{stat.S_IFMT(mode)}\0".encode())
+            if stat.S_ISREG(mode):
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
     return digest.hexdigest()

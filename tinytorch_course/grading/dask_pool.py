@@ -29,10 +29,15 @@ _UNPACKED = {}  # on a worker: bundle digest -> unpacked course folder
 
 
 def bundle(course: Course, snapshot: Path | None) -> bytes:
-    "What a worker needs to grade this course, as one compressed tar archive."
+    """What a worker needs to grade this course, as one compressed tar archive: the configuration, the source,
+    the course secret (the judge draws hidden inputs from it; it never enters a sandbox) and the snapshot."""
+    from .course import SECRET
+
+    course.secret()  # made now if this course never had one
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(course.root / "nbgrader_config.py", "nbgrader_config.py")
+        tar.add(course.root / SECRET, SECRET)
         source = Path(course.coursedir.source_directory)
         tar.add(course.root / source / ASSIGNMENT, str(source / ASSIGNMENT))
         if snapshot is not None and snapshot.exists():
@@ -41,9 +46,9 @@ def bundle(course: Course, snapshot: Path | None) -> bytes:
 
 
 def submission_files(course: Course, student: str) -> dict:
-    "{file name: bytes} of a student's submission folder (only read, never changed)."
+    "{file name: bytes} of a student's submission folder's regular files (never followed, only read)."
     folder = course.submitted(student)
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.is_symlink()}
 
 
 def _course_from(archive: bytes) -> Path:
@@ -59,13 +64,16 @@ def _course_from(archive: bytes) -> Path:
     return _UNPACKED[digest]
 
 
-def grade_remote(archive: bytes, student: str, files: dict, memory_bytes: int, sandbox: bool) -> Result:
+def grade_remote(
+    archive: bytes, student: str, files: dict, memory_bytes: int, sandbox: bool, cgroups: bool = True
+) -> Result:
     "Runs on a Dask worker: grade one submission in the sandbox; return its Result, write no gradebook."
     from .worker import execute_submission
 
     course = Course(_course_from(archive))
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
+    course.config.SandboxedKernelManager.cgroups = cgroups
     folder = course.submitted(student)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -87,6 +95,7 @@ def run(
     sandbox: bool,
     snapshot: Path | None,
     retries: int = 3,
+    cgroups: bool = True,
 ):
     """Yield (student, fingerprint, Result) as the cluster finishes each queued (student, fingerprint).
 
@@ -112,6 +121,7 @@ def run(
                 submission_files(course, student),
                 memory_bytes,
                 sandbox,
+                cgroups,
                 key=f"grade-{student}-{fp[:16]}-{tries.get(student, 0)}",
                 pure=False,
             )

@@ -1,5 +1,5 @@
 """What a student controls, read defensively before the gradebook's writer sees it: the submission
-folder's name (their student id), the files in it, and what `timestamp.txt` says.
+folder's name (their student id) and what `timestamp.txt` says (the files themselves: `worker.refusal`).
 
 None of it can stop a batch or cost another student their grade: each problem becomes that student's
 reason (in `grades.csv`, their grading record and the report), and the batch goes on.
@@ -11,8 +11,6 @@ reason (in `grades.csv`, their grading record and the report), and the batch goe
   not graded and never reaches the gradebook: `grades.csv` lists it with the reason. Real ids
   (user names, e-mail addresses, LMS logins) never hold these. An id that starts a spreadsheet
   formula (`=`, `@`, ...) is graded: only spreadsheets read it as one, and `grades.csv` quotes it.
-- **The files** must be what they say: a folder or notebook that is a symbolic link (to the
-  instructor's source, another student's work) or not a regular file is refused, never followed.
 - **`timestamp.txt`** is parsed as nbgrader parses it (`parse_utc`), but only from a small regular
   file, and any failure (not a time, a number too big for a date, a year past 9999 once in UTC, not
   UTF-8, empty) means *no timestamp*: it is ignored, so no late penalty applies, and an event says so
@@ -25,8 +23,7 @@ import unicodedata
 from datetime import datetime
 from pathlib import Path
 
-from .course import NOTEBOOK, Course
-from .result import ERROR, UNREADABLE, Result
+from .result import ERROR, Result
 
 MAX_ID = 128  # nbgrader's student.id column is String(128)
 MARKUP = set('<>"\\')  # what formgrader's pages would read as markup or a string's end
@@ -44,25 +41,17 @@ def student_id_problem(student: str) -> str | None:
     return None
 
 
-def refusal(course: Course, student: str) -> Result | None:
-    "A Result that says why `submitted/<student>/` cannot be graded, or None when it can."
+def name_refusal(student: str) -> Result | None:
+    "A Result that says why folder `student` is not graded, or None when its name can be a student id."
     problem = student_id_problem(student)
-    if problem:
-        return Result.failed(
-            student,
-            ERROR,
-            f"Not graded: the folder name cannot be a student id ({problem}). "
-            "Rename the folder to the student's id and run make autograde again.",
-        )
-    folder = course.submitted(student)
-    for path in (folder.parent, folder):
-        if path.is_symlink():
-            return Result.failed(student, ERROR, f"Not graded: {path.name}/ is a symbolic link, not a folder.")
-    notebook = folder / f"{NOTEBOOK}.ipynb"
-    if notebook.is_symlink() or (os.path.lexists(notebook) and not notebook.is_file()):
-        kind = "a symbolic link" if notebook.is_symlink() else "not a regular file"
-        return Result.failed(student, UNREADABLE, f"{notebook.name} is {kind}; only a notebook file is graded.")
-    return None
+    if problem is None:
+        return None
+    return Result.failed(
+        student,
+        ERROR,
+        f"Not graded: the folder name cannot be a student id ({problem}). "
+        "Rename the folder to the student's id and run make autograde again.",
+    )
 
 
 def read_timestamp(folder: Path) -> tuple[datetime | None, str | None]:

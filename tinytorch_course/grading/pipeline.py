@@ -19,11 +19,18 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
-from .preprocessors import HideHiddenTests, Judge, RestoreMissingCells, RobustExecute, SaveJudgedGrades
+from .preprocessors import (
+    DrawHiddenInputs,
+    HideHiddenTests,
+    Judge,
+    RestoreMissingCells,
+    RobustExecute,
+    SaveJudgedGrades,
+)
 from .sanitize import InertHTMLExporter, MakeInert
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreMissingCells, OverwriteCells, CheckCellMetadata]
-EXECUTE = [RobustExecute, IgnorePattern, ClearMetadataPreprocessor, Judge, LimitOutput]
+EXECUTE = [DrawHiddenInputs, RobustExecute, IgnorePattern, ClearMetadataPreprocessor, Judge, LimitOutput]
 RECORD = [SaveJudgedGrades, AssignLatePenalties, CheckCellMetadata, MakeInert]
 FEEDBACK = [GetGrades, HideHiddenTests, MakeInert, CSSHTMLHeaderPreprocessor]
 FEEDBACK_PAGE = InertHTMLExporter

@@ -35,18 +35,31 @@ def _limit_worker(memory_bytes: int):
 class Worker:
     "A long-lived grading process (imports once, grades many); killed with its kernel if it overruns."
 
-    def __init__(self, course: Course, snapshot_url: str, env: dict, memory_bytes: int, log: Path, sandbox: bool):
-        cmd = [
-            sys.executable,
-            "-m",
-            __name__,
-            "--root",
-            str(course.root),
-            "--snapshot",
-            snapshot_url,
-            "--memory",
-            str(memory_bytes),
-        ] + ([] if sandbox else ["--unsandboxed"])
+    def __init__(
+        self,
+        course: Course,
+        snapshot_url: str,
+        env: dict,
+        memory_bytes: int,
+        log: Path,
+        sandbox: bool,
+        cgroups: bool = True,
+    ):
+        cmd = (
+            [
+                sys.executable,
+                "-m",
+                __name__,
+                "--root",
+                str(course.root),
+                "--snapshot",
+                snapshot_url,
+                "--memory",
+                str(memory_bytes),
+            ]
+            + ([] if sandbox else ["--unsandboxed"])
+            + ([] if cgroups else ["--no-cgroups"])
+        )
         with open(log, "a") as err:
             self.proc = subprocess.Popen(
                 cmd,
@@ -85,10 +98,11 @@ def run(
     sandbox: bool,
     workers: int,
     budget: float,
+    cgroups: bool = True,
 ):
     "Yield (student, fingerprint, Result) as local workers finish each queued (student, fingerprint)."
     queue = list(queue)
-    spawn = lambda: Worker(course, snapshot_url, env, memory_bytes, scratch / "workers.log", sandbox)  # noqa: E731
+    spawn = lambda: Worker(course, snapshot_url, env, memory_bytes, scratch / "workers.log", sandbox, cgroups)
     pool = [spawn() for _ in range(min(workers, len(queue)))]
     try:
         while queue or any(w.task for w in pool):
@@ -120,11 +134,12 @@ def run(
             worker.stop()
 
 
-def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool) -> None:
+def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, cgroups: bool = True) -> None:
     "Grade the students named on stdin, one JSON line each, writing each Result file atomically."
     course = Course(root)
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
+    course.config.SandboxedKernelManager.cgroups = cgroups
     for line in sys.stdin:
         task = json.loads(line)
         try:
@@ -141,5 +156,6 @@ if __name__ == "__main__":  # a worker: python -m tinytorch_course.grading.pool 
     for flag in ("--root", "--snapshot", "--memory"):
         parser.add_argument(flag, required=True)
     parser.add_argument("--unsandboxed", action="store_true")
+    parser.add_argument("--no-cgroups", action="store_true")
     args = parser.parse_args()
-    worker_loop(args.root, args.snapshot, int(args.memory), not args.unsandboxed)
+    worker_loop(args.root, args.snapshot, int(args.memory), not args.unsandboxed, not args.no_cgroups)

@@ -7,6 +7,9 @@
 - `Judge`: scores each graded test cell from the judge's verdicts on what the kernel reported
   (`checks/judge.py`), removes those reports, and removes hidden-test lines from every output. The
   verdicts travel in `resources["tinytorch"]["verdicts"]`, never in the notebook a student could edit.
+- `DrawHiddenInputs`: before the kernel starts, gives every graded cell's hidden call this submission's
+  salt (an HMAC of the submission under the course secret), so the hidden inputs are drawn per
+  submission; the judge rebuilds the same inputs from the same salt.
 - `SaveJudgedGrades`: nbgrader's SaveAutoGrades, recording the judge's score for test cells instead
   of reading the cell's outputs, so stderr, warnings and printed numbers never change a grade.
 - `HideHiddenTests`: feedback shows hidden tests' failure messages but never their source
@@ -15,6 +18,8 @@
 """
 
 import copy
+import hashlib
+import hmac
 import html
 import json
 import re
@@ -23,7 +28,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
-from traitlets import Bool, Integer
+from traitlets import Bool, Float, Integer
 
 from ..checks.harness import MIME, PROBES
 from ..student.notebook import grade_id, is_demo
@@ -31,6 +36,8 @@ from .result import RESTORED, Event
 
 # The error names a cell's output carries when grading, not the student's code, stopped it.
 KERNEL_DIED, NOT_RUN, CELL_TIMEOUT = "KernelDiedError", "NotRunError", "CellTimeoutError"
+CPU_SPENT = "CPUBudgetError"
+OUTPUT_DROPPED = "[grader] "  # how the note on dropped output starts
 
 
 def error_output(ename: str, message: str) -> NotebookNode:
@@ -50,12 +57,56 @@ def verdicts(resources) -> dict:
     return resources.setdefault("tinytorch", {}).setdefault("verdicts", {})
 
 
+_OBSERVE = re.compile(
+    r'^([ \t]*_observe\("[\w-]+", globals\(\))\)[ \t]*$', re.M
+)  # the hidden call, as the source has it
+
+
+class DrawHiddenInputs(NbGraderPreprocessor):
+    """Give each graded cell's hidden call this submission's salt, so its hidden inputs are drawn for it.
+
+    The salt is an HMAC, under the course secret (`course.course_secret`, never in a sandbox), of the
+    student and the notebook as graded. The same bytes always draw the same inputs (a regrade gives the
+    same grade, on any machine that has the secret); other bytes draw other inputs, so outputs recorded
+    for one set of inputs are worth nothing on the next. The kernel learns the salt only when the
+    cell that uses it runs; every line holding it is a hidden-test line, scrubbed from every output."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.coursedir import CourseDirectory
+
+        from .course import course_secret
+
+        info = resources.get("nbgrader", {})
+        graded = json.dumps([[c.cell_type, c.source] for c in nb.cells]).encode()
+        message = f"{info.get('student', '')}\0".encode() + hashlib.sha256(graded).digest()
+        secret = course_secret(CourseDirectory(config=self.config).root)
+        salt = hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+        resources.setdefault("tinytorch", {})["salt"] = salt
+        for cell in nb.cells:
+            if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
+                cell.source = _OBSERVE.sub(rf'\1, "{salt}")', cell.source)
+        return nb, resources
+
+
+class BudgetSpent(Exception):
+    "The submission used its CPU-time budget: grading stops running its cells."
+
+
 class RobustExecute(Execute):
     "nbgrader's Execute, restarting after a dead kernel and re-running without the cell that killed it."
 
     max_restarts = Integer(3, help="How many dead kernels to survive before giving up on the rest.").tag(config=True)
     sandbox = Bool(True, help="Run each kernel in a bubblewrap sandbox (tinytorch_course.sandbox).").tag(config=True)
     skip_demo = Bool(True, help="Skip cells tagged `demo` (figures, races, timing: they grade nothing).").tag(
+        config=True
+    )
+    cpu_budget = Float(
+        300.0, help="CPU seconds a submission may use, all its kernels and their processes together."
+    ).tag(config=True)
+    max_text_bytes = Integer(2**20, help="Text output a cell may keep; the rest is dropped, and said so.").tag(
+        config=True
+    )
+    max_image_bytes = Integer(4 * 2**20, help="Image output a cell may keep; the rest is dropped, and said so.").tag(
         config=True
     )
 
@@ -70,17 +121,27 @@ class RobustExecute(Execute):
         self._demo = {i for i, c in enumerate(nb.cells) if is_demo(c)} if self.skip_demo else set()
         if resources is not None:
             resources["skipped_demo_cells"] = len(self._demo)
-        original, self._skip = copy.deepcopy(nb), {}
+        original, self._skip, self._cpu_spent = copy.deepcopy(nb), {}, 0.0
         for _ in range(self.max_restarts + 1):
             work = copy.deepcopy(original)
-            self._current = None
+            self._current, self._kept, self._last_cpu = None, {}, 0.0
             try:
                 work, resources = super().preprocess(work, resources, km)
+                return self._copy_into(nb, work), resources
+            except BudgetSpent:
+                message = (
+                    f"Not run: this submission used its CPU-time budget of {self.cpu_budget:g} s "
+                    "(its kernel and every process it started, together)."
+                )
+                for index, cell in enumerate(work.cells):
+                    if cell.cell_type == "code" and index > self._current and index not in self._demo:
+                        cell.outputs = [error_output(CPU_SPENT, message)]
                 return self._copy_into(nb, work), resources
             except DeadKernelError:
                 index = self._current
                 if index is None:  # died before any cell: the grading environment, not the student
                     raise
+                self._cpu_spent += self._last_cpu
                 self._skip[index] = (
                     KERNEL_DIED,
                     "The kernel died while running this cell (os._exit, a crash or "
@@ -105,18 +166,65 @@ class RobustExecute(Execute):
         if hasattr(self.km, "lock"):  # sandboxed: the kernel is up, its socket folder can close
             self.km.lock()
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except KeyError as exc:  # a reply without the fields a client reads (a kernel patched by the submission)
+            cell.outputs.append(error_output("MalformedReplyError", f"The kernel's reply to this cell was malformed "
+                                             f"(no {exc}): the cell counts as failed."))  # fmt: skip
         except CellTimeoutError:  # the kernel went silent (starved by its own processes): this cell fails
-            cell.outputs.append(
-                error_output(
-                    CELL_TIMEOUT,
-                    "The kernel stopped answering while running this cell (processes it started were stopped).",
-                )
-            )
-            return cell, resources
+            cell.outputs.append(error_output(CELL_TIMEOUT, "The kernel stopped answering while running this cell "
+                                             "(processes it started were stopped)."))  # fmt: skip
         finally:
             if hasattr(self.km, "reap") and self.km.reap():
                 self.log.warning("Killed processes left running by cell %d", index)
+            self._last_cpu = self.km.cpu_seconds() if hasattr(self.km, "cpu_seconds") else 0.0
+        cell = self._note_dropped(cell, index)
+        if self._cpu_spent + self._last_cpu > self.cpu_budget:
+            spent = f"This submission used its CPU-time budget of {self.cpu_budget:g} s here; later cells were not run."
+            cell.outputs.append(error_output(CPU_SPENT, spent))
+            raise BudgetSpent()
+        return cell, resources
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        "Before interrupting a cell that overran, stop the processes it started (they starve the kernel of CPU)."
+        if hasattr(self.km, "reap"):
+            self.km.reap()
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most `max_text_bytes` of text and `max_image_bytes` of images per cell; count the rest.
+        The judge's observations are never dropped (their size is bounded by the judge itself)."""
+        content = msg.get("content", {})
+        data = content.get("data", {})
+        if msg.get("msg_type") != "error" and MIME not in data:
+            kind = "image" if any(key.startswith("image/") for key in data) else "text"
+            size = len(content.get("text", "")) + sum(len(v) if isinstance(v, str) else len(json.dumps(v))
+                                                      for v in data.values())  # fmt: skip
+            kept = self._kept.setdefault(cell_index, {"text": 0, "image": 0, "dropped": 0})
+            limit = self.max_image_bytes if kind == "image" else self.max_text_bytes
+            if kept[kind] + size > limit:
+                kept["dropped"] += size
+                return None
+            kept[kind] += size
+        elif msg.get("msg_type") == "error":
+            content["evalue"] = str(content.get("evalue", ""))[:10_000]
+            content["traceback"] = [str(t)[:10_000] for t in content.get("traceback", [])[:200]]
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _note_dropped(self, cell, index):
+        dropped = self._kept.get(index, {}).get("dropped", 0)
+        if dropped:
+            cell.outputs.append(
+                NotebookNode(
+                    output_type="stream",
+                    name="stdout",
+                    text=(
+                        f"{OUTPUT_DROPPED}{dropped / 2**20:.1f} MiB more output of this cell was dropped: a cell "
+                        f"keeps at most {self.max_text_bytes / 2**20:g} MiB of text and "
+                        f"{self.max_image_bytes / 2**20:g} MiB of images.\n"
+                    ),
+                )
+            )
+        return cell
 
     @staticmethod
     def _copy_into(nb, work):
@@ -182,6 +290,8 @@ class Judge(NbGraderPreprocessor):
         secret = hidden_lines(nb)
         judged = verdicts(resources)
         judged.clear()
+        salt = resources.get("tinytorch", {}).get("salt")  # this submission's inputs (DrawHiddenInputs)
+        judge = lambda cell_id, observations: judge_cell(cell_id, observations, salt)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -191,9 +301,8 @@ class Judge(NbGraderPreprocessor):
             cell.outputs = [o for o in cell.outputs if MIME not in o.get("data", {})]
             scrub_outputs(cell, secret)
             if utils.is_grade(cell) and not utils.is_solution(cell):
-                judged[grade_id(cell)] = self._score(
-                    cell, [r for r in reports if r.get("cell") == grade_id(cell)], judge_cell
-                )
+                mine = [r for r in reports if r.get("cell") == grade_id(cell)]
+                judged[grade_id(cell)] = self._score(cell, mine, judge)
         return nb, resources
 
     @staticmethod

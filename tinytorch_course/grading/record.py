@@ -23,7 +23,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from .course import ASSIGNMENT, NOTEBOOK, Course
 from .intake import read_timestamp, student_id_problem
 from .pipeline import RECORD
-from .result import BAD_TIMESTAMP, ERROR, LATE, UNSANDBOXED, Event, Result, printable
+from .result import BAD_TIMESTAMP, ERROR, LATE, NO_CGROUPS, UNSANDBOXED, Event, Result, printable
 from .sanitize import inert_markdown
 from .worker import run
 
@@ -49,9 +49,19 @@ def report_cell(result: Result) -> nbformat.NotebookNode:
         lines += [f"- {e.message}" for e in result.events] or ["- Every cell ran to completion."]
         if not result.sandboxed:
             lines += [f"- **{UNSANDBOXED}.**"]
+        elif not result.cgroups:
+            lines += [f"- {NO_CGROUPS}."]
     else:
-        lines += [f"- **Not graded, score 0:** {result.reason}"] + [f"- {e.message}" for e in result.events]
+        reason, *more = notes(result)
+        lines += [f"- **Not graded, score 0:** {reason}"] + [f"- {note}" for note in more]
     return nbformat.v4.new_markdown_cell(inert_markdown("\n".join(lines)))  # names and reasons can hold markup
+
+
+def notes(result: Result) -> list:
+    "What grades.csv and the grading report say: why it was not graded (and a bad timestamp), or what happened."
+    if not result.graded:
+        return [result.reason] + [e.message for e in result.events if e.kind == BAD_TIMESTAMP]
+    return [e.message for e in result.events]
 
 
 def record(course: Course, result: Result, fp: str) -> None:
@@ -162,9 +172,11 @@ def grade_rows(course: Course, with_record: bool = False) -> list:
         for sub in gb.assignment_submissions(ASSIGNMENT):
             info = read_record(course, sub.student_id)
             result = Result.from_json(info) if info else None
-            notes = [] if result is None else [result.reason] + [e.message for e in result.events]
+            said = [] if result is None else notes(result)
             if result is not None and not result.sandboxed:
-                notes.insert(0, UNSANDBOXED)
+                said.insert(0, UNSANDBOXED)
+            elif result is not None and result.graded and not result.cgroups:
+                said.insert(0, NO_CGROUPS)
             rows.append(
                 {
                     "student_id": sub.student_id,
@@ -175,7 +187,7 @@ def grade_rows(course: Course, with_record: bool = False) -> list:
                     "status": result.status if result else "graded by nbgrader",
                     "manual_grading": NEEDS_MANUAL if sub.needs_manual_grade else "done",
                     "sandboxed": "unknown" if result is None else "yes" if result.sandboxed else "NO",
-                    "notes": "; ".join(n for n in notes if n),
+                    "notes": "; ".join(n for n in said if n),
                     **({"record": result} if with_record else {}),
                 }
             )
@@ -196,7 +208,7 @@ def grade_rows(course: Course, with_record: bool = False) -> list:
                 "status": result.status,
                 "manual_grading": "",
                 "sandboxed": "yes" if result.sandboxed else "NO",
-                "notes": "; ".join(n for n in [result.reason] + [e.message for e in result.events] if n),
+                "notes": "; ".join(n for n in notes(result) if n),
                 **({"record": result} if with_record else {}),
             }
         )

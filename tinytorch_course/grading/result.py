@@ -13,13 +13,28 @@ from dataclasses import dataclass, field
 # What a grading event can be. Readers (the class report, the grading report cell) go by these, never by wording.
 KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY = "kernel-died", "timeout", "not-run", "out-of-memory"
 RESTORED, SKIPPED_DEMO, LATE, REFUSED = "restored-cell", "skipped-demo", "late", "refused"
+CPU_BUDGET, OUTPUT_DROPPED = "cpu-budget", "output-dropped"
 BAD_TIMESTAMP = "bad-timestamp"  # timestamp.txt could not be read as a time: ignored, so no late penalty
-KINDS = (KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY, RESTORED, SKIPPED_DEMO, LATE, REFUSED, BAD_TIMESTAMP)
+KINDS = (
+    KERNEL_DIED,
+    TIMEOUT,
+    NOT_RUN,
+    OUT_OF_MEMORY,
+    RESTORED,
+    SKIPPED_DEMO,
+    LATE,
+    REFUSED,
+    CPU_BUDGET,
+    OUTPUT_DROPPED,
+    BAD_TIMESTAMP,
+)
 
 # What became of a submission.
 GRADED, MISSING, UNREADABLE, ERROR, OVER_BUDGET = "graded", "missing", "unreadable", "error", "timeout"
+NOT_ACCEPTED = "refused"  # not a regular file, too large: never opened, scored 0 with the reason
 
 UNSANDBOXED = "graded WITHOUT a sandbox (--unsandboxed): the submission's code could read and write the course folder"
+NO_CGROUPS = "graded with per-process limits only (--no-cgroups): its processes together could use more"
 
 
 def printable(text: str) -> str:
@@ -49,6 +64,8 @@ class Result:
     reason: str = ""
     events: list[Event] = field(default_factory=list)
     sandboxed: bool = True
+    cgroups: bool = True  # its sandbox's processes shared one control group (memory, CPU, processes)
+    seconds: float = 0.0  # how long executing and judging it took (0 when it was not executed)
     verdicts: dict = field(default_factory=dict)  # grade id -> {"score": float, "checks": [{check, passed, message}]}
     notebook: str | None = None  # the executed, judged notebook (nbformat JSON); only while it travels to the writer
 
