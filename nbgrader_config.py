@@ -4,7 +4,7 @@ Run nbgrader (or `make release/autograde/feedback/grades`) from this folder, the
 Assignments live in `modules/`: `modules/07_optimizers/optimizers.ipynb` is assignment `07_optimizers`.
 """
 
-from tinytorch_course.grading.pipeline import EXECUTE, FEEDBACK, RECORD, SANITIZE
+from tinytorch_course.grading.pipeline import EXECUTE, FEEDBACK, FEEDBACK_PAGE, RECORD, SANITIZE
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -26,8 +26,10 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # Autograding restores deleted read-only cells (RestoreMissingCells), runs each kernel in a bubblewrap
 # sandbox and survives dead kernels (RobustExecute), scores test cells outside the kernel (Judge,
-# SaveJudgedGrades), and feedback never shows hidden-test source (HideHiddenTests), also when nbgrader
+# SaveJudgedGrades), feedback never shows hidden-test source (HideHiddenTests), and no student text runs
+# in formgrader or a feedback page (MakeInert, and a Content-Security-Policy on the page), also when nbgrader
 # is run directly. See tinytorch_course/grading/pipeline.py. Without bwrap: c.RobustExecute.sandbox = False (unsafe).
 c.Autograde.sanitize_preprocessors = SANITIZE
 c.Autograde.autograde_preprocessors = EXECUTE + RECORD
 c.GenerateFeedback.preprocessors = FEEDBACK
+c.GenerateFeedback.exporter_class = FEEDBACK_PAGE

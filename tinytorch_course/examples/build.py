@@ -6,6 +6,7 @@ from pathlib import Path
 from ..grading.course import ASSIGNMENT, NOTEBOOK, SOURCE
 from ..grading.course import REPO as ROOT
 from .attacks import ATTACKS, HONEST
+from .scripted import SCRIPTED
 from .submissions import BUGS, CORRECT, HOSTILE, UNREADABLE
 
 
@@ -15,7 +16,9 @@ def build(name: str, course_root: Path = ROOT):
         return UNREADABLE[name]
     if name == "blank":
         return (course_root / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes()
-    base, edits = ATTACKS[name] if name in ATTACKS else ("source", {**BUGS, **CORRECT, **HOSTILE, **HONEST}[name])
+    base, edits = (
+        ATTACKS[name] if name in ATTACKS else ("source", {**BUGS, **CORRECT, **HOSTILE, **HONEST, **SCRIPTED}[name])
+    )
     nb = json.loads(SOURCE.read_text() if base == "source" else build(base, course_root))
     for edit in edits:
         edit(nb)

@@ -84,3 +84,16 @@ def solution_body(cell_id: str, method_marker: str, body: str):
         cell["source"] = text[:start] + body + text[end:]
 
     return apply
+
+
+def append_cell(after_id: str, cell_type: str, text: str, metadata: dict | None = None):
+    "An edit: a new markdown or raw cell after cell `after_id` (a student's notes)."
+
+    def apply(nb):
+        index = nb["cells"].index(_cell(nb, after_id))
+        nb["cells"].insert(
+            index + 1,
+            {"cell_type": cell_type, "id": f"student-{cell_type}-{index}", "metadata": metadata or {}, "source": text},
+        )
+
+    return apply

@@ -4,6 +4,9 @@ The queue is every `submitted/<student>/07_optimizers/` folder not already grade
 (unless `force`). Workers (local processes, `pool.py`, or Dask workers, `dask_pool.py`) read a
 read-only snapshot of the gradebook and return a `Result`; this process records each one as it
 arrives (`record.py`), so a batch that is killed can be run again and finishes with the same gradebook.
+A folder whose name cannot be a student id (`intake.py`) or whose files are not regular files
+(`worker.refusal`) is recorded with its reason and never run; whatever recording one submission
+raises becomes that student's error, and the batch goes on.
 """
 
 import os
@@ -14,7 +17,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from .course import ASSIGNMENT, Course, fingerprint, tool_env
-from .record import is_done, record
+from .intake import name_refusal
+from .record import is_done, record_safely
 from .sandbox import LIMITS
 from .worker import refusal
 
@@ -51,9 +55,8 @@ def autograde(
         fp = fingerprint(course, student)
         if not force and is_done(course, student, fp):
             results[student] = "already graded"
-        elif (refused := refusal(course, student)) is not None:
-            record(course, refused, fp)
-            results[student] = refused.status
+        elif (refused := name_refusal(student) or refusal(course, student)) is not None:
+            results[student] = record_safely(course, refused, fp).status
         else:
             queue.append((student, fp))
     # Workers make their temporary folders (the submission's copy, each kernel's sandbox folder) in the
@@ -93,8 +96,7 @@ def autograde(
                 cgroups,
             )
         for student, fp, result in finished:
-            record(course, result, fp)
-            results[student] = result.status
+            results[student] = record_safely(course, result, fp).status  # one student's failure stops no one
             bar.update(1)
     finally:
         bar.close()

@@ -108,7 +108,8 @@ def scratch_course(dest) -> Course:
 
 def fingerprint(course: Course, student: str) -> str:
     """A hash of what the student submitted, to tell a changed submission from a graded one: every regular
-    file's name and bytes, and the name and kind of anything else (never followed, never read)."""
+    file's name and bytes, and the name and kind of anything else (never followed, never read). A file
+    name need not be UTF-8."""
     import stat
 
     digest = hashlib.sha256()
@@ -122,7 +123,9 @@ def fingerprint(course: Course, student: str) -> str:
         for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
             path = Path(root) / name
             mode = os.lstat(path).st_mode
-            digest.update(str(path.relative_to(folder)).encode() + f"\0{stat.S_IFMT(mode)}\0".encode())
+            digest.update(os.fsencode(path.relative_to(folder)) + f"\0{stat.S_IFMT(mode)}\0".encode())
             if stat.S_ISREG(mode):
-                digest.update(path.read_bytes())
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
     return digest.hexdigest()

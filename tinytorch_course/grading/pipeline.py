@@ -2,7 +2,8 @@
 
 nbgrader's Autograde.sanitize_preprocessors, then its autograde_preprocessors split in two: what a
 grading worker runs (execute in the sandbox, judge, no gradebook writes) and what only the single
-writer runs (record the judged grades). Then what feedback runs.
+writer runs (record the judged grades, then make the stored notebook inert: formgrader shows it). Then
+what feedback runs, and the exporter that writes its page (inert, with a Content-Security-Policy).
 """
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -26,8 +27,10 @@ from .preprocessors import (
     RobustExecute,
     SaveJudgedGrades,
 )
+from .sanitize import InertHTMLExporter, MakeInert
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreMissingCells, OverwriteCells, CheckCellMetadata]
 EXECUTE = [DrawHiddenInputs, RobustExecute, IgnorePattern, ClearMetadataPreprocessor, Judge, LimitOutput]
-RECORD = [SaveJudgedGrades, AssignLatePenalties, CheckCellMetadata]
-FEEDBACK = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+RECORD = [SaveJudgedGrades, AssignLatePenalties, CheckCellMetadata, MakeInert]
+FEEDBACK = [GetGrades, HideHiddenTests, MakeInert, CSSHTMLHeaderPreprocessor]
+FEEDBACK_PAGE = InertHTMLExporter

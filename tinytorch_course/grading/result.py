@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 KERNEL_DIED, TIMEOUT, NOT_RUN, OUT_OF_MEMORY = "kernel-died", "timeout", "not-run", "out-of-memory"
 RESTORED, SKIPPED_DEMO, LATE, REFUSED = "restored-cell", "skipped-demo", "late", "refused"
 CPU_BUDGET, OUTPUT_DROPPED = "cpu-budget", "output-dropped"
+BAD_TIMESTAMP = "bad-timestamp"  # timestamp.txt could not be read as a time: ignored, so no late penalty
 KINDS = (
     KERNEL_DIED,
     TIMEOUT,
@@ -25,6 +26,7 @@ KINDS = (
     REFUSED,
     CPU_BUDGET,
     OUTPUT_DROPPED,
+    BAD_TIMESTAMP,
 )
 
 # What became of a submission.
@@ -33,6 +35,11 @@ NOT_ACCEPTED = "refused"  # not a regular file, too large: never opened, scored 
 
 UNSANDBOXED = "graded WITHOUT a sandbox (--unsandboxed): the submission's code could read and write the course folder"
 NO_CGROUPS = "graded with per-process limits only (--no-cgroups): its processes together could use more"
+
+
+def printable(text: str) -> str:
+    "`text` as valid Unicode: the bytes of a file name that are not UTF-8 become visible escapes (\\udcff)."
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Event:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind: {self.kind!r}")
+        object.__setattr__(self, "message", printable(self.message))
 
 
 @dataclass
@@ -60,6 +68,9 @@ class Result:
     seconds: float = 0.0  # how long executing and judging it took (0 when it was not executed)
     verdicts: dict = field(default_factory=dict)  # grade id -> {"score": float, "checks": [{check, passed, message}]}
     notebook: str | None = None  # the executed, judged notebook (nbformat JSON); only while it travels to the writer
+
+    def __post_init__(self):
+        self.reason = printable(self.reason)  # it may quote a student's file names, written to UTF-8 files
 
     @classmethod
     def failed(cls, student: str, status: str, reason: str, sandboxed: bool = True, events=()) -> Result:

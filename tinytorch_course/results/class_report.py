@@ -15,7 +15,9 @@ every hidden check's verdict), it shows
   written answers not graded yet.
 
 Figures are embedded as PNG, so the page is one file to mail or put on a course site. The page holds
-no solution and no hidden test (check names and the judge's messages only).
+no solution and no hidden test (check names and the judge's messages only). Everything a student
+wrote (ids, messages quoting their errors) is escaped, and the page's Content-Security-Policy forbids
+every script (`grading.sanitize.with_csp`).
 """
 
 import base64
@@ -27,7 +29,18 @@ import re
 from ..checks.harness import PROBES
 from ..grading.course import Course
 from ..grading.record import NEEDS_MANUAL, grade_rows
-from ..grading.result import GRADED, KERNEL_DIED, LATE, NOT_RUN, OUT_OF_MEMORY, REFUSED, RESTORED, TIMEOUT
+from ..grading.result import (
+    BAD_TIMESTAMP,
+    GRADED,
+    KERNEL_DIED,
+    LATE,
+    NOT_RUN,
+    OUT_OF_MEMORY,
+    REFUSED,
+    RESTORED,
+    TIMEOUT,
+)
+from ..grading.sanitize import with_csp
 
 ATTENTION = {
     KERNEL_DIED: "the kernel died",
@@ -37,6 +50,7 @@ ATTENTION = {
     OUT_OF_MEMORY: "a cell ran out of memory",
     LATE: "late",
     REFUSED: "refused",
+    BAD_TIMESTAMP: "timestamp.txt is not a time (ignored: no late penalty)",
 }  # the event kinds that need a person, and how the page says so
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # not the 2 of "L2"
 
@@ -151,5 +165,5 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}</s
 def write_report(course: Course, name: str = "report.html"):
     "Write the class report at the course root; return its path."
     out = course.root / name
-    out.write_text(render(summarize(collect(course))))
+    out.write_text(with_csp(render(summarize(collect(course)))))
     return out
