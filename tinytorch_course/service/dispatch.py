@@ -1,0 +1,126 @@
+"""The dispatcher: queued submissions from the store to an engine's free slots, verdicts back to the store.
+
+One thread per server. Each turn it writes the verdicts that came back (`queue.finish`, fenced by the
+lease), puts lost jobs back in the queue (`queue.release`), renews the leases it holds and says which
+slots are alive (`queue.heartbeat`), then claims a submission for each free slot. It holds nothing
+the store does not: a server killed mid-grading loses only its leases, which expire, and the
+submissions are graded by whichever server claims them next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import queue
+from .store import Store
+
+log = logging.getLogger("tinytorch.handin")
+
+
+class Dispatcher(threading.Thread):
+    "Moves submissions between the store's queue and an engine's slots (see the module docstring)."
+
+    def __init__(self, store: Store, engine, on_verdict=None, tick: float = 0.1):
+        super().__init__(name="handin-dispatcher", daemon=True)
+        self.store, self.engine, self.on_verdict, self.tick = store, engine, on_verdict or (lambda: None), tick
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._wake, self._stop, self._beat = threading.Event(), threading.Event(), 0.0
+
+    def owner(self, slot: str) -> str:
+        return f"{self.instance}/{slot}"
+
+    def wake(self) -> None:
+        "A submission was just accepted: look at the queue now, not at the next tick."
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.turn()
+                except Exception:  # the database went away for a moment: try again next turn
+                    log.exception("dispatcher turn failed")
+                    time.sleep(1.0)
+                self._wake.wait(self.tick)
+                self._wake.clear()
+        finally:
+            self.shutdown()
+
+    def turn(self) -> None:
+        for outcome in self.engine.poll():
+            owner = self.owner(outcome.slot)
+            if outcome.result is not None:
+                queue.finish(self.store, outcome.job.id, owner, outcome.result)
+            else:
+                log.warning("lost submission %s (run %s): %s", outcome.job.id, outcome.job.run, outcome.lost)
+                queue.release(self.store, outcome.job.id, owner, outcome.lost)
+            self.on_verdict()
+        now = time.monotonic()
+        if now - self._beat >= self.store.settings.lease_seconds / 3:
+            self._beat = now
+            busy = self.engine.busy()
+            for slot, job in busy.items():
+                queue.renew(self.store, self.owner(slot), [job.id])
+            for slot in [*busy, *self.engine.free()]:
+                queue.heartbeat(self.store, self.owner(slot), self.engine.kind, busy[slot].id if slot in busy else None)
+        for slot in self.engine.free():
+            job = queue.claim(self.store, self.owner(slot))
+            if job is None:
+                break
+            self.engine.start(slot, job)
+            queue.heartbeat(self.store, self.owner(slot), self.engine.kind, job.id)
+
+    def shutdown(self) -> None:
+        "Stop the engine and hand back what it was grading, at no cost to anyone (a graceful stop)."
+        busy = self.engine.busy()
+        self.engine.stop()
+        for slot, job in busy.items():
+            try:
+                queue.release(self.store, job.id, self.owner(slot), "the server stopped", counted=False)
+            except Exception:
+                log.exception("could not hand back submission %s", job.id)
+        try:
+            queue.forget_slots(self.store, [self.owner(s) for s in [*busy, *self.engine.free()]])
+        except Exception:
+            log.exception("could not remove this server's slots")
+
+
+def make_engine(course, settings, scratch: Path, engine: str, workers: int, scheduler: str | None, sandbox: bool):
+    "The engine of `make serve`: local worker processes (the default) or a Dask cluster."
+    from ..grading.dask_pool import bundle
+    from ..grading.sandbox import LIMITS
+    from .engine import DaskEngine, LocalEngine
+
+    snapshot = None
+    if course.db_url.startswith("sqlite:///"):  # workers read a copy of the gradebook, never the real one
+        snapshot = scratch / "gradebook-snapshot.db"
+        shutil.copy(course.db_url[len("sqlite:///") :], snapshot)
+    archive = bundle(course, snapshot)
+    if engine == "dask":
+        return DaskEngine(scheduler, archive, LIMITS["as"], sandbox)
+    (scratch / "course.tar.gz").write_bytes(archive)
+    return LocalEngine(
+        scratch / "course.tar.gz",
+        workers or os.cpu_count() or 1,
+        LIMITS["as"],
+        sandbox,
+        scratch,
+        settings.budget_seconds,
+    )
+
+
+def scratch_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="handin-"))
