@@ -32,7 +32,7 @@ class Dispatcher(threading.Thread):
         super().__init__(name="handin-dispatcher", daemon=True)
         self.store, self.engine, self.on_verdict, self.tick = store, engine, on_verdict or (lambda: None), tick
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._wake, self._stop, self._beat = threading.Event(), threading.Event(), 0.0
+        self._wake, self._halt, self._beat = threading.Event(), threading.Event(), 0.0
 
     def owner(self, slot: str) -> str:
         return f"{self.instance}/{slot}"
@@ -42,13 +42,13 @@ class Dispatcher(threading.Thread):
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
         self.join(timeout)
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 try:
                     self.turn()
                 except Exception:  # the database went away for a moment: try again next turn
