@@ -288,6 +288,10 @@ async def style(request: Request) -> Response:
     return Response(pages.STYLE, media_type="text/css", headers=HEADERS)
 
 
+async def favicon(request: Request) -> Response:
+    return Response(status_code=204, headers=HEADERS)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True}, headers=HEADERS)
 
@@ -309,6 +313,7 @@ ROUTES = [
     Route("/logout", logout, methods=["POST"]),
     Route("/style.css", style, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
+    Route("/favicon.ico", favicon, methods=["GET"]),
 ]
 
 

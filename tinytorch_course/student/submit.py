@@ -362,7 +362,7 @@ def fetch_feedback(out=None) -> Path | None:
     except HandInError as exc:
         screen.show(f"No feedback: {exc}")
         return None
-    screen.show(f"Your feedback page is saved at {path}: open it (in JupyterLab: double-click it in the file browser).")
+    screen.show(f"Your feedback page is saved in {path}\nOpen it (in JupyterLab: double-click it in the file browser).")
     return path
 
 
@@ -374,9 +374,10 @@ def main(argv=None) -> int:
     parser.add_argument("--feedback", action="store_true", help="fetch your feedback page, once it is published")
     parser.add_argument("--status", action="store_true", help="list your hand-ins")
     parser.add_argument("--no-wait", action="store_true", help="show the receipt, do not wait for the verdict")
+    parser.add_argument("--out", default=None, help="with --feedback: where to save it (feedback/optimizers.html)")
     args = parser.parse_args(argv)
     if args.feedback:
-        return 0 if fetch_feedback() else 1
+        return 0 if fetch_feedback(args.out) else 1
     if args.status:
         url = service_url()
         if url is None:
