@@ -243,3 +243,35 @@ def variant(course_root, example: str, tag: str, damaged: bool = False) -> bytes
         cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade"))
         cell["metadata"]["nbgrader"]["points"] = "lots"
     return json.dumps(nb).encode()
+
+
+HAND_IN_MARKDOWN = """## Hand in
+
+Save the notebook first (Ctrl+S): the hand-in sends the file saved on disk, and the cell below
+checks that you saved after the last cell you ran. The first time, it asks for the token your
+instructor gave you.
+
+At once you get a receipt: the attempt number, the sha256 of the bytes the service stored (your
+file's) and the service's time. Seconds later you get the verdict: your autograded points and every
+hidden check by name, passed or failed, with the grader's message. Your written answers are graded by
+your instructor. You may hand in again; the same file twice costs nothing. In a terminal:
+`python -m tinytorch_course.submit` (and `--feedback` for your feedback page, once published)."""
+HAND_IN_CODE = "from tinytorch_course.student.submit import hand_in\n\nhand_in()"
+
+
+def with_hand_in_cell(nb: dict) -> dict:
+    "The notebook with the *Hand in* section at its end (as the source has it), added if it is missing."
+    if any("hand_in()" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"):
+        return nb
+    nb["cells"] += [
+        {"cell_type": "markdown", "id": "hand-in-md", "metadata": {}, "source": HAND_IN_MARKDOWN},
+        {
+            "cell_type": "code",
+            "id": "hand-in",
+            "execution_count": None,
+            "metadata": {"tags": ["demo"]},
+            "outputs": [],
+            "source": HAND_IN_CODE,
+        },
+    ]
+    return nb

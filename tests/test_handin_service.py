@@ -102,7 +102,7 @@ def stored(db_url) -> tuple:
     try:
         with s.read() as conn:
             counts = [conn.execute(select(func.count()).select_from(t)).scalar_one() for t in (submissions, requests)]
-            levels = {r.student: round(r.level, 6) for r in conn.execute(select(buckets))}
+            levels = {r.student: round(r.level, 2) for r in conn.execute(select(buckets))}
     finally:
         s.close()
     return counts[0], counts[1], levels

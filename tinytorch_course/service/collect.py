@@ -26,10 +26,10 @@ import shutil
 
 from ..grading.course import ASSIGNMENT, NOTEBOOK, Course
 from ..grading.record import atomic_write
+from ..results.class_report import HANDINS as RECORD
 from .store import DONE, Store, iso
 
 POLICIES = ("latest-before-due", "latest", "best-before-due")
-RECORD = "handins.json"
 
 
 def due_date(course: Course) -> float | None:

@@ -1,8 +1,9 @@
 """The dispatcher: queued submissions from the store to an engine's free slots, verdicts back to the store.
 
 One thread per server. Each turn it writes the verdicts that came back (`queue.finish`, fenced by the
-lease), puts lost jobs back in the queue (`queue.release`), renews the leases it holds and says which
-slots are alive (`queue.heartbeat`), then claims a submission for each free slot. It holds nothing
+lease), puts lost jobs back in the queue (`queue.release`), then claims a submission for each free
+slot. A second, small thread renews the leases it holds and says which slots are alive
+(`queue.heartbeat`) every third of a lease, whatever a turn costs on a busy machine. It holds nothing
 the store does not: a server killed mid-grading loses only its leases, which expire, and the
 submissions are graded by whichever server claims them next.
 """
@@ -32,7 +33,8 @@ class Dispatcher(threading.Thread):
         super().__init__(name="handin-dispatcher", daemon=True)
         self.store, self.engine, self.on_verdict, self.tick = store, engine, on_verdict or (lambda: None), tick
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._wake, self._halt, self._beat = threading.Event(), threading.Event(), 0.0
+        self._wake, self._halt = threading.Event(), threading.Event()
+        self._beats = threading.Thread(target=self.beat, name="handin-leases", daemon=True)
 
     def owner(self, slot: str) -> str:
         return f"{self.instance}/{slot}"
@@ -46,7 +48,21 @@ class Dispatcher(threading.Thread):
         self._wake.set()
         self.join(timeout)
 
+    def beat(self) -> None:
+        "Renew the leases of what the engine grades, and say which slots are alive, every third of a lease."
+        while not self._halt.wait(self.store.settings.lease_seconds / 3):
+            try:
+                busy = dict(self.engine.busy())
+                for slot, job in busy.items():
+                    queue.renew(self.store, self.owner(slot), [job.id])
+                for slot in [*busy, *self.engine.free()]:
+                    job = busy.get(slot)
+                    queue.heartbeat(self.store, self.owner(slot), self.engine.kind, job.id if job else None)
+            except Exception:
+                log.exception("lease renewal failed")
+
     def run(self) -> None:
+        self._beats.start()
         try:
             while not self._halt.is_set():
                 try:
@@ -68,14 +84,6 @@ class Dispatcher(threading.Thread):
                 log.warning("lost submission %s (run %s): %s", outcome.job.id, outcome.job.run, outcome.lost)
                 queue.release(self.store, outcome.job.id, owner, outcome.lost)
             self.on_verdict()
-        now = time.monotonic()
-        if now - self._beat >= self.store.settings.lease_seconds / 3:
-            self._beat = now
-            busy = self.engine.busy()
-            for slot, job in busy.items():
-                queue.renew(self.store, self.owner(slot), [job.id])
-            for slot in [*busy, *self.engine.free()]:
-                queue.heartbeat(self.store, self.owner(slot), self.engine.kind, busy[slot].id if slot in busy else None)
         for slot in self.engine.free():
             job = queue.claim(self.store, self.owner(slot))
             if job is None:
@@ -85,6 +93,9 @@ class Dispatcher(threading.Thread):
 
     def shutdown(self) -> None:
         "Stop the engine and hand back what it was grading, at no cost to anyone (a graceful stop)."
+        self._halt.set()
+        if self._beats.is_alive():
+            self._beats.join(10)
         busy = self.engine.busy()
         self.engine.stop()
         for slot, job in busy.items():
