@@ -349,9 +349,10 @@ def create_app(
         state.dispatcher, scratch = None, None
         if grading:
             scratch = scratch_folder()
-            built = await run_in_threadpool(make_engine, course, settings, scratch, engine, workers, scheduler, sandbox)
-            state.dispatcher = Dispatcher(state.store, built, on_verdict=state.bell.ring)
+            build = lambda: make_engine(course, settings, scratch, engine, workers, scheduler, sandbox)  # noqa: E731
+            state.dispatcher = Dispatcher(state.store, build, on_verdict=state.bell.ring)
             state.dispatcher.start()
+            await run_in_threadpool(state.dispatcher.started)
         log.info(
             "hand-in service for %s: store %s, engine %s",
             course.root,

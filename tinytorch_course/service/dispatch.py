@@ -29,9 +29,17 @@ log = logging.getLogger("tinytorch.handin")
 class Dispatcher(threading.Thread):
     "Moves submissions between the store's queue and an engine's slots (see the module docstring)."
 
-    def __init__(self, store: Store, engine, on_verdict=None, tick: float = 0.1):
+    def __init__(self, store: Store, make_engine, on_verdict=None, tick: float = 0.1):
+        """`make_engine()` builds the engine in this thread: local workers die with the thread that started
+        them (PR_SET_PDEATHSIG is per thread), so that must be the one that lives as long as the server."""
         super().__init__(name="handin-dispatcher", daemon=True)
-        self.store, self.engine, self.on_verdict, self.tick = store, engine, on_verdict or (lambda: None), tick
+        self.store, self.make_engine, self.on_verdict, self.tick = (
+            store,
+            make_engine,
+            on_verdict or (lambda: None),
+            tick,
+        )
+        self.engine, self.ready, self.failed = None, threading.Event(), None
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._wake, self._halt = threading.Event(), threading.Event()
         self._beats = threading.Thread(target=self.beat, name="handin-leases", daemon=True)
@@ -61,7 +69,21 @@ class Dispatcher(threading.Thread):
             except Exception:
                 log.exception("lease renewal failed")
 
+    def started(self, timeout: float = 300.0) -> None:
+        "Wait until the engine is up; raise what stopped it."
+        if not self.ready.wait(timeout):
+            raise RuntimeError("the grading engine did not start in time")
+        if self.failed is not None:
+            raise RuntimeError(f"the grading engine did not start: {self.failed!r}") from self.failed
+
     def run(self) -> None:
+        try:
+            self.engine = self.make_engine()
+        except Exception as exc:
+            self.failed = exc
+            return
+        finally:
+            self.ready.set()
         self._beats.start()
         try:
             while not self._halt.is_set():

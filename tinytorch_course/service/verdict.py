@@ -70,7 +70,7 @@ def public(result: dict, where: Layout, disclose: str = "message") -> dict:
     cells = []
     for cell, points in where.auto:
         verdict = verdicts.get(cell, {})
-        entry = {"cell": cell, "points": round(float(verdict.get("score", 0.0)), 4), "max": points}
+        entry = {"cell": cell, "points": float(verdict.get("score", 0.0)), "max": points}
         if disclose != "score":
             entry["checks"] = [
                 {"check": scrub(c.get("check", ""), where.hidden), "passed": bool(c.get("passed"))}
@@ -81,7 +81,7 @@ def public(result: dict, where: Layout, disclose: str = "message") -> dict:
     return {
         "status": result.get("status"),
         "reason": scrub(result.get("reason", ""), where.hidden),
-        "points": round(sum(c["points"] for c in cells), 4),
+        "points": sum(c["points"] for c in cells),
         "max_points": where.max_points,
         "cells": cells,
         "written": [{"cell": cell, "max": points, "note": WRITTEN_NOTE} for cell, points in where.written],
