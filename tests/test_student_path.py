@@ -370,7 +370,7 @@ def test_the_hand_in_cell_shows_the_receipt_and_the_verdict_in_jupyterlab(jupyte
             table.wait_for(timeout=600_000)
             receipt = page.locator(".tt-handin-receipt").inner_text()
             shown = table.inner_text()
-            table.scroll_into_view_if_needed()
+            page.locator(".tt-handin-receipt").scroll_into_view_if_needed()
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "handin-verdict.png"))
             browser.close()

@@ -242,6 +242,9 @@ def receipt_html(receipt: dict, local_sha: str) -> str:
     )
 
 
+LEFT = ' style="text-align:left"'  # JupyterLab right-aligns table cells
+
+
 def verdict_html(answer: dict) -> str:
     esc = html.escape
     v = answer["verdict"]
@@ -260,7 +263,7 @@ def verdict_html(answer: dict) -> str:
                 continue
             mark = "&#10003; pass" if check["passed"] else "&#10007; fail"
             message = esc(check.get("message", "")) if not check["passed"] else ""
-            rows.append(f"<tr>{head}<td>{esc(check['check'])}</td><td>{mark}</td><td>{message}</td></tr>")
+            rows.append(f"<tr>{head}<td{LEFT}>{esc(check['check'])}</td><td>{mark}</td><td{LEFT}>{message}</td></tr>")
     written = "".join(
         f"<tr><td><code>{esc(w['cell'])}</code></td><td>&ndash; / {w['max']:g}</td>"
         f'<td colspan="3">{esc(w["note"])}</td></tr>'
