@@ -133,6 +133,7 @@ bench: install ## the benchmarks (ratios against a reference timed in the same r
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/autograde_parallel.py
 	$(BIN)/python benchmarks/class_report.py
+	$(BIN)/python benchmarks/handin_service.py
 
 lab: install ## JupyterLab on the modules
 	$(BIN)/jupyter lab modules

@@ -71,7 +71,8 @@ def main() -> int:
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-handin-"))
     try:
-        course = handin_course(scratch / "course", timeout=None, extra=f"c.HandInService.burst = {args.each + 1}\n")
+        burst = max(args.each, args.idle + 1)  # the idle student: a warm-up and --idle hand-ins
+        course = handin_course(scratch / "course", timeout=None, extra=f"c.HandInService.burst = {burst}\n")
         from tinytorch_course.grading.autograde import autograde
         from tinytorch_course.grading.dask_pool import bundle, grade_remote
 
