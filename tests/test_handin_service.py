@@ -181,6 +181,7 @@ def test_every_bad_request_is_refused_and_nothing_is_stored_or_charged(service, 
         ),
         ("over the cap", submit(running.url, cy, reference + b" " * (1 << 20)), 413, "larger than the service accepts"),
         ("an old request", submit(running.url, cy, reference, when=1_000_000_000), 400, "away from the server's time"),
+        ("a time that is no time", submit(running.url, cy, reference, when=float("nan")), 400, "away from the server"),
         ("a bad request id", submit(running.url, cy, reference, nonce="x"), 400, "request id"),
     ]
     for what, (status, body, _), want_status, want in cases:

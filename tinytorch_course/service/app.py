@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 import time
 import urllib.parse
@@ -141,7 +142,7 @@ def check_headers(request: Request, who: Identity, skew: float) -> str:
         sent = float(request.headers.get("x-handin-time", ""))
     except ValueError:
         raise Refused(400, "The request does not say when it was made (X-Handin-Time).") from None
-    if abs(time.time() - sent) > skew:
+    if not math.isfinite(sent) or abs(time.time() - sent) > skew:
         raise Refused(
             400,
             f"This request was made {abs(time.time() - sent):.0f} s away from the server's time: a replay, "
