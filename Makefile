@@ -13,7 +13,7 @@ else
 STAMP :=
 endif
 
-.PHONY: help install system-deps kernel-env export clean-nbs demo notebooks test lab release collect autograde feedback grades report bench
+.PHONY: help install system-deps kernel-env export clean-nbs demo notebooks test lab release collect autograde feedback grades report bench serve tokens publish
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
@@ -78,9 +78,15 @@ notebooks: export ## run every notebook top to bottom
 release: install ## nbgrader generate_assignment + the student repository in dist/student/
 	$(GRADING) release
 
+# Without LMS: each student's hand-in of record from the hand-in service (POLICY=latest-before-due|latest|best-before-due).
 # LMS=canvas ZIP=submissions.zip ROSTER=canvas-export.csv: Canvas's archive into submitted/ (nbgrader zip_collect).
-collect: install ## submissions into submitted/ (LMS=canvas ZIP=<Download Submissions archive> ROSTER=<gradebook export>)
-	$(GRADING) collect --lms "$(LMS)" --zip "$(ZIP)" --roster "$(ROSTER)" $(ARGS)
+POLICY ?= latest-before-due
+collect: install ## submissions into submitted/: from the hand-in service (POLICY=...), or LMS=canvas ZIP=... ROSTER=...
+ifeq ($(LMS),canvas)
+	$(GRADING) collect --lms canvas --zip "$(ZIP)" --roster "$(ROSTER)" $(ARGS)
+else
+	$(GRADING) collect --policy "$(POLICY)" $(ARGS)
+endif
 
 # ENGINE=dask SCHEDULER=tcp://host:8786 grades on a Dask cluster; this machine still writes the gradebook.
 ENGINE ?= local
@@ -96,6 +102,24 @@ feedback: install ## feedback/<student>/07_optimizers/optimizers.html
 
 report: install ## report.html: what the class got wrong, who needs a person
 	$(GRADING) report
+
+# The hand-in service: sqlite (handin.db) and the local sandboxed pool on 127.0.0.1 by default;
+# DB_URL=postgresql+psycopg://... and ENGINE=dask SCHEDULER=tcp://host:8786 carry it past one machine.
+HOST ?= 127.0.0.1
+PORT ?= 8900
+serve: install kernel-env ## the hand-in service (HOST, PORT; DB_URL=postgresql+psycopg://...; ENGINE=dask SCHEDULER=...)
+	@$(MAKE) --no-print-directory system-deps APT_NEEDS=bwrap:bubblewrap
+ifeq ($(ENGINE),dask)
+	$(GRADING) serve --host $(HOST) --port $(PORT) --engine dask --scheduler $(SCHEDULER) $(ARGS)
+else
+	$(GRADING) serve --host $(HOST) --port $(PORT) --workers $(WORKERS) $(ARGS)
+endif
+
+tokens: install ## hand-in tokens, one per roster student (ROSTER=<Canvas export>; ARGS="--replace S", "--instructor NAME")
+	$(GRADING) tokens $(if $(ROSTER),--roster "$(ROSTER)") $(ARGS)
+
+publish: install ## publish feedback/ to the hand-in service (URL=https://... TOKEN_FILE=<instructor token file>)
+	$(GRADING) publish --url "$(URL)" --token-file "$(TOKEN_FILE)" $(ARGS)
 
 # LMS=canvas ROSTER=canvas-export.csv [CANVAS_COLUMN="07 Optimizers"]: also Canvas's import file.
 CANVAS_COLUMN ?= 07_optimizers
@@ -117,6 +141,7 @@ bench: install ## the benchmarks (ratios against a reference timed in the same r
 	$(BIN)/python benchmarks/autograde_parallel.py
 	$(BIN)/python benchmarks/class_report.py
 	$(BIN)/python benchmarks/sandbox_isolation.py
+	$(BIN)/python benchmarks/handin_service.py
 
 lab: install ## JupyterLab on the modules
 	$(BIN)/jupyter lab modules

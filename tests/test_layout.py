@@ -1,8 +1,8 @@
 """The house's rooms: no import circle in tinytorch_course/, and no room imports from a room above it.
 
 Rooms, lowest first: `student` (ships to students, imports nothing else here), `checks` (the hidden
-tests), `grading` (a submission's path), `results` (what instructors read), `lms` (Canvas in and out), `examples` (test
-submissions), then the top-level commands (`cli`, `release`, `demo`).
+tests), `grading` (a submission's path), `results` (what instructors read), `lms` (Canvas in and out), `service`
+(the hand-in service), `examples` (test submissions), then the top-level commands (`cli`, `release`, `demo`).
 """
 
 import ast
@@ -13,8 +13,8 @@ import pytest
 from helpers import ROOT
 
 PACKAGE = ROOT / "tinytorch_course"
-RANK = {"student": 0, "checks": 1, "grading": 2, "results": 3, "lms": 4, "examples": 5}
-TOP = 6  # cli, release, demo
+RANK = {"student": 0, "checks": 1, "grading": 2, "results": 3, "lms": 4, "service": 5, "examples": 6}
+TOP = 7  # cli, release, demo
 
 
 def module_name(path: Path) -> str:

@@ -2,6 +2,7 @@
 with stubs and completed, the export into the student's own package, module 08 training on top of
 that package, and the notebook in a real JupyterLab in headless Chromium."""
 
+import hashlib
 import json
 import os
 import re
@@ -328,3 +329,66 @@ def test_check_my_notebook_agrees_with_the_grader(student_repo, binder_env, tmp_
         assert reported == zeroed, f"{name}: the check reported {reported}, the grader zeroed {zeroed}"
     restored = cell(json.loads((course.autograded("bad") / "optimizers.ipynb").read_text()), "imports")["source"]
     assert "a read-only cell, changed" not in restored, "the grader restored the cell the check flagged"
+
+
+def test_the_hand_in_cell_shows_the_receipt_and_the_verdict_in_jupyterlab(jupyterlab, my_repo, tmp_path):
+    """In the Binder environment, the *Hand in* cell asks for the token, sends the saved notebook to the
+    service (a real process on 127.0.0.1), and shows the receipt, then the verdict table, in the notebook."""
+    from playwright.sync_api import sync_playwright
+
+    from handin import Service, handin_course, issue_tokens, with_hand_in_cell
+
+    course = handin_course(tmp_path / "course")
+    token = issue_tokens(course.root, ["ada"], instructor=None)["ada"]
+    service = Service(course.root, log=tmp_path / "service.log").start()
+    path, config = my_repo / NOTEBOOK, my_repo / "tinytorch_course" / "student" / "service.json"
+    saved_config, kept = config.read_text(), Path("~/.tinytorch/token").expanduser()
+    kept_token = kept.read_text() if kept.exists() else None
+    try:
+        path.write_text(json.dumps(with_hand_in_cell(json.loads(path.read_text())), indent=1))
+        config.write_text(json.dumps({"url": service.url}))  # as `make release` writes it
+        if kept.exists():
+            kept.unlink()  # the cell asks for the token, as on a student's first hand-in
+        url, lab_token = jupyterlab
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/lab/tree/{NOTEBOOK.as_posix()}?token={lab_token}")
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
+            wait_for_idle_kernel(url, lab_token)
+            page.wait_for_timeout(1000)
+            cell = page.locator(".jp-Notebook .jp-CodeCell").last
+            cell.scroll_into_view_if_needed()
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            prompt = page.locator(".jp-Stdin-input")
+            prompt.wait_for(timeout=60_000)
+            prompt.fill(token)
+            prompt.press("Enter")
+            page.locator(".tt-handin-receipt").wait_for(timeout=120_000)
+            table = page.locator(".tt-handin-table")
+            table.wait_for(timeout=600_000)
+            receipt = page.locator(".tt-handin-receipt").inner_text()
+            shown = table.inner_text()
+            page.locator(".tt-handin-receipt").scroll_into_view_if_needed()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "handin-verdict.png"))
+            browser.close()
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert "attempt 1" in receipt and sha in receipt and "the bytes of your saved file" in receipt
+        assert "first Adam step (lr=0.01)" in shown and "pass" in shown and "graded by your instructor" in shown
+        assert page_points(shown) is not None
+        assert kept.exists() and kept.read_text().strip() == token, "the token is kept for the next hand-in"
+    finally:
+        service.stop()
+        config.write_text(saved_config)
+        if kept_token is None:
+            kept.unlink(missing_ok=True)
+        else:
+            kept.write_text(kept_token)
+
+
+def page_points(text: str):
+    "The points a verdict table shows for the first graded cell, or None."
+    match = re.search(r"(\d+(?:\.\d+)?) / (\d+)", text)
+    return match and (float(match.group(1)), float(match.group(2)))

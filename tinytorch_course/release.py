@@ -2,8 +2,10 @@
 
 It holds the student version of module 07 (as nbgrader releases it), the solved prerequisite
 notebooks, the package exported from those (so `tinytorch/core/optimizers.py` holds only stubs),
-`binder/`, a student README and `tinytorch_course/student/` (the export processor and "check my
-notebook"). It holds no solution, no hidden test and no grader marker.
+`binder/`, a student README and `tinytorch_course/student/` (the export processor, "check my
+notebook" and the hand-in client, with the service's address from `$TINYTORCH_SERVICE_URL` in
+`student/service.json`; `python -m tinytorch_course.submit` runs the client). It holds no solution,
+no hidden test and no grader marker.
 """
 
 import os
@@ -20,6 +22,12 @@ def binder_url(repo: str | None = None) -> str:
     "The mybinder.org link that opens module 07 in JupyterLab, for GitHub repository `repo` (owner/name)."
     repo = repo or os.environ.get("TINYTORCH_STUDENT_REPO", "your-course/tinytorch-student")
     return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath={LAUNCH_PATH}"
+
+
+def service_url(url: str | None = None) -> str | None:
+    "The hand-in service students reach (`TINYTORCH_SERVICE_URL`, e.g. https://handin.example.edu), or None."
+    url = url or os.environ.get("TINYTORCH_SERVICE_URL") or None
+    return url.rstrip("/") if url else None
 
 
 def binder_python() -> str:
@@ -57,12 +65,17 @@ def build_student_repo(course_root: Path, dest: Path) -> Path:
 
     manifest = manifest_of(nbformat.read(release, as_version=4), f"modules/{ASSIGNMENT}/{NOTEBOOK}.ipynb")
     (tooling / "student" / MANIFEST.name).write_text(json.dumps(manifest, indent=1))
+    (tooling / "student" / "service.json").write_text(json.dumps({"url": service_url()}) + "\n")
+    (tooling / "submit.py").write_text(
+        '"""python -m tinytorch_course.submit: hand in (see student/submit.py)."""\n\n'
+        "import sys\n\nfrom .student.submit import main\n\nsys.exit(main())\n"
+    )
     (dest / "tinytorch").mkdir()
     shutil.copy(ROOT / "tinytorch" / "__init__.py", dest / "tinytorch" / "__init__.py")
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     readme = (ROOT / "tinytorch_course" / "templates" / "student_README.md").read_text()
     (dest / "README.md").write_text(readme.replace("{binder_url}", binder_url()).replace("{python}", binder_python()))
-    (dest / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\n")
+    (dest / ".gitignore").write_text(".venv/\n__pycache__/\n*.egg-info/\n.ipynb_checkpoints/\n.tinytorch/\nfeedback/\n")
     _export(dest)
     return dest
 

@@ -12,7 +12,9 @@ every hidden check's verdict), it shows
 - the most common failure messages, grouped (numbers in a message are blanked, so "off by 3.2" and
   "off by 4.1" count as one);
 - the submissions that need a person: not graded, kernel deaths, timeouts, restored cells, late, or
-  written answers not graded yet.
+  written answers not graded yet;
+- when the submissions came through the hand-in service (`make collect` wrote `handins.json`), the
+  attempts per student and the times to verdict.
 
 Figures are embedded as PNG, so the page is one file to mail or put on a course site. The page holds
 no solution and no hidden test (check names and the judge's messages only). Everything a student
@@ -24,7 +26,9 @@ import base64
 import collections
 import html
 import io
+import json
 import re
+import statistics
 
 from ..checks.harness import PROBES
 from ..grading.course import Course
@@ -52,6 +56,9 @@ ATTENTION = {
     REFUSED: "refused",
     BAD_TIMESTAMP: "timestamp.txt is not a time (ignored: no late penalty)",
 }  # the event kinds that need a person, and how the page says so
+HANDINS = (
+    "handins.json"  # written by the hand-in service's `make collect`: {student: {attempts, seconds_to_verdict, ...}}
+)
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")  # not the 2 of "L2"
 
 
@@ -68,7 +75,13 @@ def collect(course: Course) -> list:
     ]
 
 
-def summarize(records: list) -> dict:
+def handins(course: Course) -> dict:
+    "The hand-in service's record of each student's attempts ({} when the submissions came another way)."
+    path = course.root / HANDINS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def summarize(records: list, service: dict | None = None) -> dict:
     "The numbers the page shows, computed from `collect`'s records."
     order = [(cell, spec["check"]) for cell, specs in PROBES.items() for spec in specs]
     tally = {key: [0, 0] for key in order}  # (cell, check) -> [passed, judged]
@@ -96,7 +109,23 @@ def summarize(records: list) -> dict:
         "messages": messages.most_common(15),
         "attention": attention,
         "count": len(records),
+        "handins": _handins(service or {}),
     }
+
+
+def _handins(service: dict) -> dict:
+    "Attempts per student and times to verdict, from the hand-in service's record."
+    times = sorted(t for info in service.values() for t in info.get("seconds_to_verdict", []))
+    pick = lambda q: times[max(0, -(-len(times) * q // 100) - 1)] if times else None  # noqa: E731
+    rows = [
+        (
+            student,
+            info["attempts"],
+            statistics.median(info["seconds_to_verdict"]) if info["seconds_to_verdict"] else None,
+        )
+        for student, info in sorted(service.items())
+    ]
+    return {"rows": rows, "p50": pick(50), "p95": pick(95), "verdicts": len(times)}
 
 
 def _png(fig) -> str:
@@ -144,6 +173,19 @@ def render(summary: dict, title: str = "07_optimizers: class report") -> str:
     )
     messages = "".join(f"<tr><td>{count}</td><td>{esc(message)}</td></tr>" for message, count in summary["messages"])
     people = "".join(f"<tr><td>{esc(s)}</td><td>{esc(why)}</td></tr>" for s, why in summary["attention"])
+    service = summary.get("handins") or {"rows": []}
+    handins = ""
+    if service["rows"]:
+        lines = "".join(
+            f"<tr><td>{esc(s)}</td><td>{n}</td><td>{'' if t is None else f'{t:.1f} s'}</td></tr>"
+            for s, n, t in service["rows"]
+        )
+        handins = (
+            f'<h2 id="handins">Hand-ins through the service</h2><p>{service["verdicts"]} verdicts; time to verdict '
+            + ("" if service["p50"] is None else f"p50 {service['p50']:.1f} s, p95 {service['p95']:.1f} s.")
+            + "</p>"
+            f"<table><tr><th>student</th><th>attempts</th><th>median time to verdict</th></tr>{lines}</table>"
+        )
     scores = summary["scores"]
     mean = sum(scores) / len(scores) if scores else 0
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>
@@ -159,11 +201,12 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}}</s
 <table><tr><th>times</th><th>message (numbers blanked as #)</th></tr>{messages}</table>
 <h2 id="attention">Submissions that need a person ({len(summary["attention"])})</h2>
 <table><tr><th>student</th><th>why</th></tr>{people}</table>
+{handins}
 </body></html>"""
 
 
 def write_report(course: Course, name: str = "report.html"):
     "Write the class report at the course root; return its path."
     out = course.root / name
-    out.write_text(with_csp(render(summarize(collect(course)))))
+    out.write_text(with_csp(render(summarize(collect(course), handins(course)))))
     return out

@@ -1,0 +1,154 @@
+"""Time to verdict through the hand-in service, against grading the same notebook alone, in the same run.
+
+    python benchmarks/handin_service.py [--students 40] [--each 3] [--idle 5] [--workers 2]
+
+On 127.0.0.1 only, with a bounded load (N students x K hand-ins, then it stops). It measures:
+1. the references: one batch grading of the reference notebook (`make autograde`'s path for one
+   submission: a fresh worker, the sandboxed kernel, the judge, the gradebook write), and the same
+   notebook graded by an already-started worker (`grade_remote` in this process, second call);
+   and how long a sandboxed kernel takes to start and stop (what ready kernels would save);
+2. one idle student: `--idle` hand-ins one after another, each timed from the request to the verdict,
+   as the client sees them;
+3. N students at once, K different notebooks each: p50 and p95 time to verdict, and the total.
+Prints each against the references.
+"""
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: a course, tokens, the service as a process
+
+from handin import Service, handin_course, issue_tokens, submit, variant, verdict  # noqa: E402
+from tinytorch_course.examples.build import build, write_submission  # noqa: E402
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[max(0, min(len(values) - 1, -(-len(values) * q // 100) - 1))]
+
+
+def hand_in(url, token, body) -> float:
+    "Seconds from sending the notebook to having its verdict, as the client sees them."
+    start = time.perf_counter()
+    status, answer, _ = submit(url, token, body)
+    assert status == 201, answer
+    verdict(url, token, answer["receipt"]["attempt"], timeout=1800)
+    return time.perf_counter() - start
+
+
+def kernel_start_stop(n: int = 3) -> float:
+    "Median seconds to start a sandboxed kernel until it answers, then stop it."
+    from tinytorch_course.grading.sandbox import SandboxedKernelManager
+
+    async def once():
+        km = SandboxedKernelManager(kernel_name="python3")
+        start = time.perf_counter()
+        await km.start_kernel(cwd=tempfile.gettempdir())
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+        return time.perf_counter() - start
+
+    return statistics.median(asyncio.run(once()) for _ in range(n))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--each", type=int, default=3)
+    parser.add_argument("--idle", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-handin-"))
+    try:
+        burst = max(args.each, args.idle + 1)  # the idle student: a warm-up and --idle hand-ins
+        course = handin_course(scratch / "course", timeout=None, extra=f"c.HandInService.burst = {burst}\n")
+        from tinytorch_course.grading.autograde import autograde
+        from tinytorch_course.grading.dask_pool import bundle, grade_remote
+
+        # 1. the references, measured here
+        batch = handin_course(scratch / "batch", timeout=None)
+        write_submission(batch.root, "alone", "reference")
+        start = time.perf_counter()
+        autograde(batch, workers=1, progress=False)
+        t_batch = time.perf_counter() - start
+        archive, reference = bundle(batch, batch.root / "gradebook.db"), build("reference", course.root)
+        grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True)
+        warm = []
+        for _ in range(3):
+            start = time.perf_counter()
+            grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True)
+            warm.append(time.perf_counter() - start)
+        t_warm, t_kernel = statistics.median(warm), kernel_start_stop()
+
+        students = [f"s{k:03d}" for k in range(args.students)]
+        db_url = f"sqlite:///{scratch / 'handin.db'}"
+        tokens = issue_tokens(course.root, [*students, "idle"], db_url, instructor=None)
+        service = Service(course.root, db_url, workers=args.workers, log=scratch / "service.log").start()
+        try:
+            hand_in(service.url, tokens["idle"], variant(course.root, "reference", "warm-up"))  # workers warm
+            time.sleep(2)
+            idle = []
+            for k in range(args.idle):
+                idle.append(hand_in(service.url, tokens["idle"], variant(course.root, "reference", f"idle-{k}")))
+                time.sleep(1)
+
+            times, lock = [], threading.Lock()
+
+            def student(name):
+                bodies = [variant(course.root, "reference", f"{name}-{k}") for k in range(args.each)]
+                sent = []
+                for body in bodies:
+                    start = time.perf_counter()
+                    status, answer, _ = submit(service.url, tokens[name], body)
+                    assert status == 201, answer
+                    sent.append((start, answer["receipt"]["attempt"]))
+                for start, attempt in sent:
+                    verdict(service.url, tokens[name], attempt, timeout=1800)
+                    with lock:
+                        times.append(time.perf_counter() - start)
+
+            threads = [threading.Thread(target=student, args=(s,)) for s in students]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            t_load = time.perf_counter() - start
+        finally:
+            service.stop()
+        n = args.students * args.each
+        print(f"machine: {__import__('os').cpu_count()} cores; service with {args.workers} local workers, sqlite")
+        print(f"references: one batch grading of the reference (make autograde, 1 submission): {t_batch:.2f} s")
+        print(f"            the same notebook on an already-started worker: {t_warm:.2f} s")
+        print(
+            f"            a sandboxed kernel's start and stop: {t_kernel:.2f} s "
+            f"({100 * t_kernel / t_warm:.0f}% of that)"
+        )
+        p50, p95 = statistics.median(idle), percentile(idle, 95)
+        print(
+            f"one idle student ({args.idle} hand-ins): time to verdict p50 {p50:.2f} s, p95 {p95:.2f} s = "
+            f"{p50 / t_batch:.2f}x the batch grading, {p50 / t_warm:.2f}x the warm worker"
+        )
+        print(
+            f"{args.students} students x {args.each} at once ({n} hand-ins, {len(times)} verdicts): "
+            f"p50 {statistics.median(times):.1f} s, p95 {percentile(times, 95):.1f} s, all in {t_load:.1f} s "
+            f"({t_load / n:.2f} s per hand-in; {n} single batch gradings one after another: about {n * t_batch:.0f} s)"
+        )
+        return 0 if len(times) == n else 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
