@@ -63,6 +63,27 @@ def measure(name: str, salts=(None,)) -> dict:
     return {"ratios": ratios, "failed": failed, "failed_checks": failed_checks, "by_salt": by_salt}
 
 
+def hidden_points(result: dict) -> dict:
+    """{salt: the points the graded cells would earn on that draw}: a cell whose visible part raised earns
+    nothing, any other its points times the share of its hidden checks passed (as the judge scores)."""
+    from helpers import SOURCE_NB, nbgrader_meta, read_nb
+
+    points = {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
+        for c in read_nb(SOURCE_NB)["cells"]
+        if nbgrader_meta(c).get("grade")
+    }
+    cell_of = {spec["check"]: cell for cell, specs in harness.PROBES.items() for spec in specs}
+    return {
+        salt: sum(
+            points[cell] * (1 - sum(cell_of[c] == cell for c in failed) / len(specs))
+            for cell, specs in harness.PROBES.items()
+            if cell not in result["failed"]
+        )
+        for salt, failed in result["by_salt"].items()
+    }
+
+
 if __name__ == "__main__":
     rows = {name: measure(name) for name in list(CORRECT) + list(BUGS)}
     checks = sorted({k for r in rows.values() for k in r["ratios"]})

@@ -12,3 +12,6 @@ def student_repo(tmp_path_factory):
     from tinytorch_course.release import release
 
     return release(Course(make_course(tmp_path_factory.mktemp("course"))))
+
+
+from attack_batch import attack_batch  # noqa: E402, F401  (session-wide: two test files read one batch)

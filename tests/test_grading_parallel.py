@@ -12,7 +12,7 @@ import pytest
 from helpers import make_course, run_tool, tool_env
 from tinytorch_course.examples.build import write_submission
 from tinytorch_course.grading.autograde import autograde
-from tinytorch_course.grading.course import ASSIGNMENT, NOTEBOOK, Course
+from tinytorch_course.grading.course import ASSIGNMENT, NOTEBOOK, SECRET, Course
 from tinytorch_course.grading.record import MARKER
 
 pytestmark = pytest.mark.slow
@@ -25,6 +25,9 @@ SUBSET = [
     "float64-inside",
     "estimate-adam-one-buffer",
 ]
+# One course secret for every course here: hidden inputs are drawn from it, so the same submission
+# meets the same inputs in each course (as on any grading machine that holds the course's secret).
+COURSE_SECRET = "5eed" * 16 + "\n"
 
 
 def cell_grades(course_dir) -> dict:
@@ -44,6 +47,7 @@ def cell_grades(course_dir) -> dict:
 
 def new_course(tmp_path_factory, name):
     course = make_course(tmp_path_factory.mktemp(name))
+    (course / SECRET).write_text(COURSE_SECRET)
     run_tool(course, "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
     for example in SUBSET:
         write_submission(course, example, example)

@@ -1,9 +1,11 @@
 """Tolerances come from submissions: every correct style sits far below each hidden check's limit,
 every bug lands above one (measured in-process; test_grading_fairness.py proves it under nbgrader)."""
 
+import hashlib
+
 import pytest
 
-from calibration import measure
+from calibration import hidden_points, measure
 from tinytorch_course.examples.submissions import BUGS, CORRECT
 
 MARGIN = 0.1  # a correct style may use at most a tenth of any tolerance
@@ -15,9 +17,15 @@ def over_margin(ratios: dict) -> dict:
     return {c: r for c, r in ratios.items() if r > (FLOAT16_MARGIN if "float16" in c else MARGIN)}
 
 
+# Six fixed draws of the hidden inputs (the grader's salts), beside the source's own seeds (None): fixed, so
+# this suite gives the same answer on every run; correct styles also meet random draws, through Hypothesis.
+DRAWS = [hashlib.sha256(f"draw {k}".encode()).hexdigest()[:32] for k in range(6)]
+ONE_CORNER = 10 / 12  # the points of one corner check: test-corner-cases holds 10 points in 12 checks
+
+
 @pytest.fixture(scope="module")
 def measured():
-    return {name: measure(name) for name in list(CORRECT) + list(BUGS)}
+    return {name: measure(name, [None, *DRAWS] if name in BUGS else [None]) for name in list(CORRECT) + list(BUGS)}
 
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
@@ -56,9 +64,17 @@ def test_correct_styles_pass_on_every_draw_of_the_hidden_inputs(name, salts):
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(salts=SALTS)
-def test_every_bug_fails_a_check_on_every_draw(name, salts):
-    result = measure(name, salts)
+def test_every_bug_fails_a_check_on_every_draw(measured, name):
+    result = measured[name]
     caught = [salt for salt, checks in result["by_salt"].items() if checks or result["failed"]]
-    assert caught == salts, f"{name} passes every check on draws {sorted(set(salts) - set(caught))}"
+    assert caught == [None, *DRAWS], f"{name} passes every check on draws {sorted(set(DRAWS) - set(caught))}"
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_the_same_bug_earns_the_same_grade_whatever_the_draw(measured, name):
+    """Two students with one bug meet different hidden inputs. Their grades may differ by one float16 corner
+    check at most, where a decay bug's miss can sit near float16's wide tolerance. Before inputs were
+    bounded away from zero, eps inside the square root scored 68.5 to 79.3 by draw."""
+    points = hidden_points(measured[name])
+    print(f"{name}: {min(points.values()):.2f} to {max(points.values()):.2f} over {len(points)} draws")
+    assert max(points.values()) - min(points.values()) <= ONE_CORNER + 1e-9, points

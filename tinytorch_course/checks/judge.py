@@ -255,9 +255,7 @@ def _trajectory(spec, value):
         problem = _run_problem(spec, run)
         if problem:
             return False, f"{spec['check']}: {problem}.", None
-        worst = max(
-            worst, _miss(spec, run, harness.init(seed), harness.grads(seed, spec["steps"], scale=spec["scale"]))
-        )
+        worst = max(worst, _miss(spec, run, *harness.rule_inputs(seed, spec)))
     return _rule_verdict(spec, worst, TOLERANCE)
 
 
