@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from handin import Cluster
 from helpers import ASSIGNMENT, NOTEBOOK, released_course, tool_env
 from tinytorch_course.examples.build import write_submission
 from tinytorch_course.grading.autograde import autograde
@@ -39,38 +40,11 @@ def free_port() -> int:
 @pytest.fixture
 def cluster(tmp_path):
     "A scheduler and two single-threaded workers, each its own process; yields (address, workers)."
-    address = f"tcp://127.0.0.1:{free_port()}"
-    logs = open(tmp_path / "dask.log", "w")
-    start = lambda *args: subprocess.Popen([DASK, *args], env=tool_env(), stdout=logs, stderr=logs)
-    procs = [start("scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard")]
-    workers = [
-        start(
-            "worker",
-            address,
-            "--nthreads",
-            "1",
-            "--no-nanny",
-            "--no-dashboard",
-            "--name",
-            f"w{k}",
-            "--local-directory",
-            str(tmp_path / f"w{k}"),
-        )
-        for k in (1, 2)
-    ]
-    procs += workers
+    running = Cluster(tmp_path)  # its log: tmp_path / "dask.log"
     try:
-        from distributed import Client
-
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address, workers
-        logs.flush()
+        yield running.address, running.workers
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        logs.close()
+        running.close()
 
 
 def gradebook(course) -> dict:

@@ -79,13 +79,21 @@ class Worker:
 
     def stop(self) -> None:
         "Stop the worker and everything it started (its sandboxed kernel dies with it: bwrap --die-with-parent)."
+        kill_group(self.proc)
+
+
+def kill_group(proc) -> None:
+    "Kill a worker that leads its own process group (its preexec calls os.setpgrp), all it started; reap it."
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    if proc.stdin:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            proc.stdin.close()
+        except OSError:  # a pipe the dead worker left unflushed
             pass
-        self.proc.wait()
-        if self.proc.stdin:
-            self.proc.stdin.close()
 
 
 def run(

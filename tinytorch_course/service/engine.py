@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..grading.pool import kill_group
 from ..grading.result import OVER_BUDGET, Result
 from .queue import Job
 
@@ -85,18 +86,8 @@ class LocalSlot:
 
     def stop(self) -> None:
         "Kill the worker and everything it started (its sandboxed kernel dies with it)."
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        if self.proc.stdin:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+        if self.proc is not None:
+            kill_group(self.proc)
 
 
 class LocalEngine:
