@@ -5,8 +5,9 @@
 On 127.0.0.1 only, with a bounded load (N students x K hand-ins, then it stops). It measures:
 1. the references: one batch grading of the reference notebook (`make autograde`'s path for one
    submission: a fresh worker, the sandboxed kernel, the judge, the gradebook write), and the same
-   notebook graded by an already-started worker (`grade_remote` in this process, second call);
-   and how long a sandboxed kernel takes to start and stop (what ready kernels would save);
+   notebook graded by an already-started worker (`grade_remote` in this process), starting its kernel
+   and with a kernel started while it waited (`grading/ready.py`, as the service's workers do); and
+   how long a sandboxed kernel takes to start and stop;
 2. one idle student: `--idle` hand-ins one after another, each timed from the request to the verdict,
    as the client sees them;
 3. N students at once, K different notebooks each: p50 and p95 time to verdict, and the total.
@@ -74,7 +75,7 @@ def main() -> int:
         burst = max(args.each, args.idle + 1)  # the idle student: a warm-up and --idle hand-ins
         course = handin_course(scratch / "course", timeout=None, extra=f"c.HandInService.burst = {burst}\n")
         from tinytorch_course.grading.autograde import autograde
-        from tinytorch_course.grading.dask_pool import bundle, grade_remote
+        from tinytorch_course.grading.dask_pool import bundle, grade_remote, grading_course
 
         # 1. the references, measured here
         batch = handin_course(scratch / "batch", timeout=None)
@@ -83,13 +84,22 @@ def main() -> int:
         autograde(batch, workers=1, progress=False)
         t_batch = time.perf_counter() - start
         archive, reference = bundle(batch, batch.root / "gradebook.db"), build("reference", course.root)
-        grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True)
-        warm = []
-        for _ in range(3):
+        from tinytorch_course.grading import ready
+
+        def alone(ready_kernel: bool) -> float:
+            "The reference graded by this (already-started) process, with or without a ready kernel."
+            ready.discard()
+            if ready_kernel:
+                ready.prepare(grading_course(archive, 4 * 2**30, True).config, ["optimizers.ipynb"])
+                time.sleep(2)  # an idle moment: the kernel boots
             start = time.perf_counter()
-            grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True)
-            warm.append(time.perf_counter() - start)
-        t_warm, t_kernel = statistics.median(warm), kernel_start_stop()
+            grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True, prepare_next=False)
+            return time.perf_counter() - start
+
+        alone(False)
+        t_warm = statistics.median(alone(False) for _ in range(3))
+        t_ready = statistics.median(alone(True) for _ in range(3))
+        t_kernel = kernel_start_stop()
 
         students = [f"s{k:03d}" for k in range(args.students)]
         db_url = f"sqlite:///{scratch / 'handin.db'}"
@@ -130,15 +140,17 @@ def main() -> int:
         n = args.students * args.each
         print(f"machine: {__import__('os').cpu_count()} cores; service with {args.workers} local workers, sqlite")
         print(f"references: one batch grading of the reference (make autograde, 1 submission): {t_batch:.2f} s")
-        print(f"            the same notebook on an already-started worker: {t_warm:.2f} s")
+        print(f"            the same notebook on an already-started worker, starting its kernel: {t_warm:.2f} s")
+        print(f"            the same, its kernel started while it waited (ready.py): {t_ready:.2f} s")
         print(
             f"            a sandboxed kernel's start and stop: {t_kernel:.2f} s "
-            f"({100 * t_kernel / t_warm:.0f}% of that)"
+            f"({100 * t_kernel / t_warm:.0f}% of the worker's grading without a ready kernel)"
         )
         p50, p95 = statistics.median(idle), percentile(idle, 95)
         print(
             f"one idle student ({args.idle} hand-ins): time to verdict p50 {p50:.2f} s, p95 {p95:.2f} s = "
-            f"{p50 / t_batch:.2f}x the batch grading, {p50 / t_warm:.2f}x the warm worker"
+            f"{p50 / t_batch:.2f}x the batch grading, {p50 / t_warm:.2f}x the worker starting its kernel, "
+            f"{p50 / t_ready:.2f}x the worker with a ready kernel"
         )
         print(
             f"{args.students} students x {args.each} at once ({n} hand-ins, {len(times)} verdicts): "

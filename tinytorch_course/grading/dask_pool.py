@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .course import ASSIGNMENT, Course
+from .course import ASSIGNMENT, NOTEBOOK, Course
 from .result import ERROR, Result
 
 _UNPACKED = {}  # on a worker: bundle digest -> unpacked course folder
@@ -64,16 +64,30 @@ def _course_from(archive: bytes) -> Path:
     return _UNPACKED[digest]
 
 
-def grade_remote(
-    archive: bytes, student: str, files: dict, memory_bytes: int, sandbox: bool, cgroups: bool = True
-) -> Result:
-    "Runs on a Dask worker: grade one submission in the sandbox; return its Result, write no gradebook."
-    from .worker import execute_submission
-
+def grading_course(archive: bytes, memory_bytes: int, sandbox: bool, cgroups: bool = True) -> Course:
+    "The course of `archive`, unpacked once on this worker, set to grade as asked."
     course = Course(_course_from(archive))
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
     course.config.SandboxedKernelManager.cgroups = cgroups
+    return course
+
+
+def grade_remote(
+    archive: bytes,
+    student: str,
+    files: dict,
+    memory_bytes: int,
+    sandbox: bool,
+    cgroups: bool = True,
+    prepare_next: bool = True,
+) -> Result:
+    """Runs on a Dask worker: grade one submission in the sandbox; return its Result, write no gradebook.
+    With `prepare_next`, a kernel for the next submission starts before it returns (`ready.py`)."""
+    from . import ready
+    from .worker import execute_submission
+
+    course = grading_course(archive, memory_bytes, sandbox, cgroups)
     folder = course.submitted(student)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -85,6 +99,8 @@ def grade_remote(
         return Result.failed(student, ERROR, f"The grader failed on this submission: {exc!r}"[:500], sandbox)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if prepare_next:
+            ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])
 
 
 def run(

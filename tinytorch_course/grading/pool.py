@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from .course import Course
+from . import ready
+from .course import NOTEBOOK, Course
 from .record import atomic_write
 from .result import ERROR, OVER_BUDGET, Result
 from .worker import execute_submission
@@ -148,6 +149,7 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, 
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
     course.config.SandboxedKernelManager.cgroups = cgroups
+    ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])  # a kernel boots while the first task comes
     for line in sys.stdin:
         task = json.loads(line)
         try:
@@ -155,6 +157,7 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, 
         except Exception as exc:  # the grader's own failure still yields a result for that student
             result = Result.failed(task["student"], ERROR, f"The grader failed on this submission: {exc!r}"[:500])
         atomic_write(Path(task["out"]), json.dumps(result.to_json(with_notebook=True)))
+        ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])  # the next one's kernel, once this result is out
 
 
 if __name__ == "__main__":  # a worker: python -m tinytorch_course.grading.pool --root R --snapshot URL --memory B

@@ -28,7 +28,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, default
 
 from ..checks.harness import MIME, PROBES
 from ..student.notebook import grade_id, is_demo
@@ -110,11 +110,19 @@ class RobustExecute(Execute):
         config=True
     )
 
+    @default("shutdown_kernel")
+    def _kill_when_done(self):
+        return "immediate"  # a graded kernel holds nothing worth a graceful shutdown
+
     def create_kernel_manager(self):
         if self.sandbox:
+            from . import ready
             from .sandbox import SandboxedKernelManager
 
             self.kernel_manager_class = SandboxedKernelManager
+            self.km = ready.take(self)  # a kernel started while this process waited, if there is one that fits
+            if self.km is not None:
+                return self.km
         return super().create_kernel_manager()
 
     def preprocess(self, nb, resources=None, km=None):

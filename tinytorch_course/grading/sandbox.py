@@ -35,7 +35,7 @@ from pathlib import Path
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, DottedObjectName, Float, Integer
+from traitlets import Bool, DottedObjectName, Float, Integer, List, Unicode
 
 HOME = "/home/student"
 # The system folders a kernel needs; merged-/usr symlinks at the top are recreated as symlinks.
@@ -296,10 +296,11 @@ def close_inherited_fds():
     return apply
 
 
-def _processes():
-    "(pid, real uid, parent pid) of every living process on this machine (zombies are already dead)."
+def _processes(pids=None):
+    """(pid, real uid, parent pid) of every living process on this machine, or of those of `pids` still
+    alive (zombies are already dead)."""
     out = []
-    for name in os.listdir("/proc"):
+    for name in os.listdir("/proc") if pids is None else map(str, pids):
         if name.isdigit():
             try:
                 fields = dict(
@@ -358,6 +359,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         config=True
     )
     group_cpus = Float(1.0, help="Cores a sandbox may use at once, all its processes together.").tag(config=True)
+    placeholders = List(Unicode(), help="Start before the notebook is known: empty files of these names stand in "
+                        "for it in the kernel's home until fill() writes it (ready.py).")  # fmt: skip
 
     async def _async_pre_start_kernel(self, **kw):
         from . import cgroup
@@ -370,10 +373,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         files.mkdir()
         cwd = Path(kw.get("cwd") or ".")
         self._notebook_files = []
-        for path in sorted(cwd.glob("*.ipynb")):  # the kernel gets its own read-only copy of the notebook
-            shutil.copy(path, files / path.name)
-            os.chmod(files / path.name, 0o644)
-            self._notebook_files.append(files / path.name)
+        names = self.placeholders or [path.name for path in sorted(cwd.glob("*.ipynb"))]
+        for name in names:  # the kernel gets its own read-only copy of the notebook
+            if self.placeholders:
+                (files / name).touch()  # filled by fill(), before the kernel runs any cell
+            else:
+                shutil.copy(cwd / name, files / name)
+            os.chmod(files / name, 0o644)
+            self._notebook_files.append(files / name)
         self.transport = "ipc"
         self.ip = str(self._box / "conn" / "kernel")
         self.connection_file = str(self._box / "conn" / "kernel.json")
@@ -393,6 +400,18 @@ class SandboxedKernelManager(AsyncKernelManager):
             preexec_fn=close_inherited_fds(),
         )
         return await super()._async_pre_start_kernel(**kw)
+
+    def fill(self, folder: Path) -> bool:
+        """Give a kernel started with `placeholders` its notebooks, the `*.ipynb` files of `folder`, before any
+        cell runs: each is written into its placeholder's file, which the sandbox already shows read-only
+        in its home. False, and nothing written, when the names differ."""
+        paths = sorted(Path(folder).glob("*.ipynb"))
+        if not self.placeholders or [p.name for p in paths] != sorted(self.placeholders):
+            return False
+        for path in paths:
+            (self._box / "files" / path.name).write_bytes(path.read_bytes())  # the same file: its mount holds
+        self.placeholders = []
+        return True
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)
@@ -416,9 +435,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             return 0
         killed = 0
         for _ in range(20):  # a fork bomb may fork while we kill: repeat until none is left
-            members = set(self._group.pids()) if self._group is not None else None
-            strays = [pid for pid, uid, _ in _processes() if uid == self._uid and pid != self._kernel_pid
-                      and (members is None or pid in members)]  # fmt: skip
+            members = self._group.pids() if self._group is not None else None  # a few, not all of /proc
+            strays = [pid for pid, uid, _ in _processes(members) if uid == self._uid and pid != self._kernel_pid]
             for pid in strays:
                 try:
                     os.kill(pid, 9)

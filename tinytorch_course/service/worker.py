@@ -5,8 +5,9 @@
 It reads one JSON task per line on stdin (`{"student", "files": {name: base64}, "out"}`), grades it
 with the grader's own `grading.dask_pool.grade_remote` (the course bundle unpacked once, the kernel
 in the bubblewrap sandbox, the judge outside it, no gradebook written) and writes the `Result` to
-`out` atomically. It imports once and grades many; the dispatcher kills it if it overruns, and it
-dies with the service that started it.
+`out` atomically. While it waits, the next hand-in's kernel is already started (`grading/ready.py`).
+It imports once and grades many; the dispatcher kills it if it overruns, and it dies with the
+service that started it.
 """
 
 import argparse
@@ -15,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..grading.dask_pool import grade_remote
+from ..grading import ready
+from ..grading.course import NOTEBOOK
+from ..grading.dask_pool import grade_remote, grading_course
 from ..grading.record import atomic_write
 
 
@@ -26,11 +29,14 @@ def main(argv=None) -> int:
     parser.add_argument("--unsandboxed", action="store_true")
     args = parser.parse_args(argv)
     archive = Path(args.bundle).read_bytes()
+    config = grading_course(archive, args.memory, not args.unsandboxed).config
+    ready.prepare(config, [f"{NOTEBOOK}.ipynb"])  # a kernel boots while the first hand-in comes
     for line in sys.stdin:
         task = json.loads(line)
         files = {name: base64.b64decode(data) for name, data in task["files"].items()}
-        result = grade_remote(archive, task["student"], files, args.memory, not args.unsandboxed)
+        result = grade_remote(archive, task["student"], files, args.memory, not args.unsandboxed, prepare_next=False)
         atomic_write(Path(task["out"]), json.dumps(result.to_json()))
+        ready.prepare(config, [f"{NOTEBOOK}.ipynb"])  # the next one's kernel, once this verdict is out
     return 0
 
 
