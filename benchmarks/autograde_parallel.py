@@ -1,12 +1,16 @@
-"""Autograde three ways on the same submissions, in the same run, and check the grades agree.
+"""`make autograde` against sequential `nbgrader autograde`, the same configuration, the same submissions, the
+same run; the grades must agree.
 
-    python benchmarks/autograde_parallel.py [--submissions 40] [--workers 2]
+    python benchmarks/autograde_parallel.py [--submissions 40] [--workers 2] [--every-cell]
 
-Builds identical scratch courses of N example submissions (correct styles and bugs in turn), then times
-1. `nbgrader autograde`, sequential, running every cell (the baseline of plain nbgrader);
-2. `make autograde` with W workers, running every cell (the pipeline before demo cells were skipped);
-3. `make autograde` with W workers, skipping the cells tagged `demo` (today's pipeline).
-All three run each kernel in the sandbox and judge outside it. Prints seconds per submission and ratios.
+Builds identical scratch courses of N example submissions (correct styles and bugs in turn, one course
+secret, so each submission meets the same hidden inputs everywhere), then times, with the course's
+configuration (cells tagged `demo` skipped):
+1. `nbgrader autograde`, sequential (one process, a kernel started for each submission);
+2. `make autograde` with W workers (each keeps a ready kernel, `grading/ready.py`).
+With `--every-cell`, the same two again running every cell (the module's figures and races too), as
+plain nbgrader would. All run each kernel in the sandbox and judge outside it. Prints seconds per
+submission, ratios and a cost model.
 """
 
 import argparse
@@ -22,10 +26,14 @@ import tinytorch_course.grading.autograde as driver
 from tinytorch_course.examples.build import write_submission
 from tinytorch_course.examples.submissions import BUGS, CORRECT
 from tinytorch_course.grading.course import ASSIGNMENT, Course, scratch_course
+from tinytorch_course.grading.course import SECRET as COURSE_SECRET
+
+SECRET = os.urandom(32).hex() + "\n"  # one course secret for the three courses: the same hidden inputs
 
 
 def make_course(dest: Path, n: int, run_demo: bool) -> Course:
     course = scratch_course(dest)
+    (dest / COURSE_SECRET).write_text(SECRET)
     if run_demo:
         with open(dest / "nbgrader_config.py", "a") as f:
             f.write("\nc.RobustExecute.skip_demo = False\n")
@@ -63,18 +71,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--every-cell", action="store_true", help="also time both running every cell (slow)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-autograde-"))
     try:
         n, w = args.submissions, args.workers
-        seq, full, skip = (
-            make_course(scratch / name, n, run_demo)
-            for name, run_demo in [("sequential", True), ("all-cells", True), ("demo-skipped", False)]
-        )
-        start = time.perf_counter()
-        seq.tool("nbgrader", "autograde", ASSIGNMENT)
-        t_seq = time.perf_counter() - start
-        times, writing = {}, []
+        modes = [("demo skipped", False)] + ([("every cell", True)] if args.every_cell else [])
+        times, writing, graded = {}, [], []
         timed_record = driver.record_safely
 
         def record(*args):  # the single writer's own time per submission
@@ -84,27 +87,27 @@ def main():
             return recorded
 
         driver.record_safely = record
-        for name, course in [("all", full), ("skip", skip)]:
+        for mode, run_demo in modes:
+            slug = mode.replace(" ", "-")
+            seq, pool = (make_course(scratch / f"{slug}-{kind}", n, run_demo) for kind in ("sequential", "pool"))
             start = time.perf_counter()
-            driver.autograde(course, workers=w, progress=False)
-            times[name] = time.perf_counter() - start
-        same = scores(seq) == scores(full) == scores(skip)
+            seq.tool("nbgrader", "autograde", ASSIGNMENT)
+            times[mode, "sequential"] = time.perf_counter() - start
+            start = time.perf_counter()
+            driver.autograde(pool, workers=w, progress=False)
+            times[mode, "pool"] = time.perf_counter() - start
+            graded += [scores(seq), scores(pool)]
+        same = all(g == graded[0] for g in graded)
+        for student in sorted(s for s in graded[0] if any(g.get(s) != graded[0][s] for g in graded)):
+            print(f"  grades differ for {student}: " + ", ".join(str(g.get(student)) for g in graded))
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {n} submissions")
-        print(f"  nbgrader autograde, sequential, every cell: {t_seq:7.1f} s  ({t_seq / n:.2f} s each)")
-        print(f"  make autograde, {w} workers, every cell:     {times['all']:7.1f} s  ({times['all'] / n:.2f} s each)")
-        print(
-            f"  make autograde, {w} workers, demo skipped:   {times['skip']:7.1f} s  ({times['skip'] / n:.2f} s each)"
-        )
-        print(
-            f"  {w} workers against sequential nbgrader, same configuration (every cell): "
-            f"{t_seq / times['all']:.2f}x faster"
-        )
-        print(
-            f"  skipping demo cells: {times['all'] / times['skip']:.2f}x fewer seconds per submission; "
-            f"against sequential nbgrader: {t_seq / times['skip']:.2f}x   grades identical: {same}"
-        )
+        for mode, _ in modes:
+            seq, pool = times[mode, "sequential"], times[mode, "pool"]
+            print(f"  {mode}: nbgrader autograde, sequential: {seq:7.1f} s ({seq / n:.2f} s each)")
+            print(f"  {mode}: make autograde, {w} workers: {pool:7.1f} s ({pool / n:.2f} s each): {seq / pool:.2f}x")
+        print(f"  grades identical: {same}")
         print(f"  the gradebook writer: {1e3 * sum(writing) / len(writing):.0f} ms per submission")
-        cost_model(times["skip"] * w / n, len(writing) / sum(writing))  # measured here
+        cost_model(times["demo skipped", "pool"] * w / n, len(writing) / sum(writing))  # measured here
         return 0 if same else 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

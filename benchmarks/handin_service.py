@@ -63,6 +63,40 @@ def kernel_start_stop(n: int = 3) -> float:
     return statistics.median(asyncio.run(once()) for _ in range(n))
 
 
+def cpu_seconds(pid: int) -> float:
+    "CPU time (user and system) a process has used so far, all its threads."
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple:
+    "(busy, total) clock ticks of all the machine's cores so far, from /proc/stat."
+    values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)  # idle and iowait are not busy
+
+
+def workers_busy(db_url: str, students: list, workers: int) -> tuple:
+    """From the service's own store, for the load's hand-ins: the share of the time its workers spent grading
+    (first receipt to last verdict), the mean seconds of one grading, and gradings per hand-in."""
+    from sqlalchemy import create_engine, select
+
+    from tinytorch_course.service.store import submissions
+
+    with create_engine(db_url).connect() as conn:
+        rows = conn.execute(
+            select(
+                submissions.c.received_at, submissions.c.started_at, submissions.c.verdict_at, submissions.c.runs
+            ).where(submissions.c.student.in_(students))
+        ).all()
+    if not rows:
+        return 0.0, 0.0, 0.0
+    grading = [r.verdict_at - r.started_at for r in rows]
+    span = max(r.verdict_at for r in rows) - min(r.received_at for r in rows)
+    return sum(grading) / (workers * span), statistics.mean(grading), statistics.mean(r.runs for r in rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--students", type=int, default=40)
@@ -97,8 +131,8 @@ def main() -> int:
             return time.perf_counter() - start
 
         alone(False)
-        t_warm = statistics.median(alone(False) for _ in range(3))
-        t_ready = statistics.median(alone(True) for _ in range(3))
+        pairs = [(alone(False), alone(True)) for _ in range(4)]  # interleaved, so drift hits both alike
+        t_warm, t_ready = (statistics.median(p[k] for p in pairs) for k in (0, 1))
         t_kernel = kernel_start_stop()
 
         students = [f"s{k:03d}" for k in range(args.students)]
@@ -129,15 +163,19 @@ def main() -> int:
                         times.append(time.perf_counter() - start)
 
             threads = [threading.Thread(target=student, args=(s,)) for s in students]
+            cpu_before, machine_before = cpu_seconds(service.proc.pid), machine_busy()
             start = time.perf_counter()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             t_load = time.perf_counter() - start
+            service_cpu = cpu_seconds(service.proc.pid) - cpu_before
+            busy_cores = [after - before for after, before in zip(machine_busy(), machine_before)]
         finally:
             service.stop()
         n = args.students * args.each
+        busy, per_grading, runs = workers_busy(db_url, students, args.workers)
         print(f"machine: {__import__('os').cpu_count()} cores; service with {args.workers} local workers, sqlite")
         print(f"references: one batch grading of the reference (make autograde, 1 submission): {t_batch:.2f} s")
         print(f"            the same notebook on an already-started worker, starting its kernel: {t_warm:.2f} s")
@@ -156,6 +194,15 @@ def main() -> int:
             f"{args.students} students x {args.each} at once ({n} hand-ins, {len(times)} verdicts): "
             f"p50 {statistics.median(times):.1f} s, p95 {percentile(times, 95):.1f} s, all in {t_load:.1f} s "
             f"({t_load / n:.2f} s per hand-in; {n} single batch gradings one after another: about {n * t_batch:.0f} s)"
+        )
+        print(
+            f"            the workers were grading {100 * busy:.0f}% of that time, {per_grading:.2f} s a grading "
+            f"under this load; gradings per hand-in: {runs:.2f}"
+        )
+        print(
+            f"            the service process itself (HTTP, store, dispatcher; not its workers) used "
+            f"{service_cpu:.1f} core-seconds: {100 * service_cpu / t_load:.0f}% of one core; the machine's cores "
+            f"were busy {100 * busy_cores[0] / busy_cores[1]:.0f}% of the time"
         )
         return 0 if len(times) == n else 1
     finally:

@@ -312,3 +312,21 @@ def test_collect_takes_the_hand_in_of_record_by_policy(db_url, tmp_path, monkeyp
     assert picked("best-before-due")[0]["ada"] == b"A1"
     record = json.loads((course.root / RECORD).read_text())
     assert record["ada"]["attempts"] == 3 and len(record["ada"]["seconds_to_verdict"]) == 3
+
+
+def test_a_verdict_rings_only_the_requests_waiting_on_its_attempt():
+    import asyncio
+
+    from tinytorch_course.service.app import Bell
+
+    async def main():
+        bell = Bell()
+        bell.loop = asyncio.get_running_loop()
+        mine, again, other = bell.event("ada", 1), bell.event("ada", 1), bell.event("ada", 2)
+        bell.ring("ada", 1)  # as the dispatcher's thread does
+        await asyncio.sleep(0.01)
+        assert mine is again and mine.is_set(), "every request waiting on the attempt wakes"
+        assert not other.is_set(), "a request waiting on another attempt sleeps on"
+        assert set(bell.waiting) == {("ada", 2)}, "a rung attempt is forgotten"
+
+    asyncio.run(main())

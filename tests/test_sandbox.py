@@ -253,3 +253,27 @@ def test_two_live_sandboxes_never_share_a_user():
     finally:
         for lease in leases:
             lease.release()
+
+
+def test_groups_left_by_killed_workers_are_swept_and_live_ones_kept():
+    if cgroup.available() is not None:
+        pytest.skip(cgroup.available())
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a process id that no longer runs: a worker killed with its kernel
+    left = cgroup.Group(f"{cgroup.PARENT}/{dead.pid}-{secrets.token_hex(4)}")
+    busy = cgroup.Group(f"{cgroup.PARENT}/{dead.pid}-{secrets.token_hex(4)}")
+    mine = cgroup.Group.create(cgroup.LIMITS)
+    for group in (left, busy):
+        subprocess.run(["cgcreate", "-g", group.spec], check=True)
+    sleeper = subprocess.Popen([*busy.exec_prefix(), "sleep", "60"])
+    try:
+        swept = cgroup.sweep()
+        assert left.name.split("/")[-1] in swept, "an empty group of a dead process is removed"
+        assert busy.name.split("/")[-1] not in swept and busy.pids(), "a group with a process in it is never touched"
+        assert mine.name.split("/")[-1] not in swept, "a live process's group is kept"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for group in (left, busy, mine):
+            if (cgroup.ROOT / ("pids" if cgroup.version() == 1 else "") / group.name).exists():
+                group.delete()

@@ -60,6 +60,7 @@ class Group:
 
     @classmethod
     def create(cls, limits: dict) -> "Group":
+        sweep()
         group = cls(f"{PARENT}/{os.getpid()}-{secrets.token_hex(4)}")
         _run("cgcreate", "-g", group.spec)
         period = 100_000
@@ -136,3 +137,31 @@ class Group:
             if not left:
                 return
             time.sleep(0.1)
+
+
+def sweep() -> list:
+    """Remove the empty groups whose grading process is gone (a worker killed with its kernel, or with the
+    kernel it kept ready, never deleted them); which ones. A group with any process in it is never
+    touched: cgdelete refuses it, and nothing here kills."""
+    base = ROOT / PARENT if version() == 2 else ROOT / "pids" / PARENT
+    try:
+        names = [p.name for p in base.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        owner = name.split("-", 1)[0]
+        if not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
+            continue
+        group = Group(f"{PARENT}/{name}")
+        if group.pids():
+            continue
+        specs = controllers() if version() == 1 else [",".join(controllers())]
+        try:
+            for spec in specs:
+                if version() == 2 or (ROOT / spec / group.name).exists():
+                    _run("cgdelete", "-g", f"{spec}:{group.name}")
+            removed.append(name)
+        except subprocess.CalledProcessError:
+            pass
+    return removed

@@ -47,7 +47,7 @@ log = logging.getLogger("tinytorch.handin")
 NOTEBOOK_FILE = "optimizers.ipynb"
 COOKIE = "handin_instructor"
 MAX_WAIT = 25.0
-POLL = 1.0  # a held request looks at the store this often, and at once when this server writes a verdict
+POLL = 2.0  # a held request looks at the store this often, and at once when this server writes its verdict
 HEADERS = {
     "Content-Security-Policy": pages.CSP,
     "X-Content-Type-Options": "nosniff",
@@ -57,20 +57,25 @@ HEADERS = {
 
 
 class Bell:
-    """Rings when the dispatcher writes a verdict, so a waiting request looks at once. Only a hint: a
-    request that misses it (a verdict another server wrote) looks again within POLL s, and a restart
-    loses nothing."""
+    """Rings the requests waiting on one attempt when the dispatcher writes its verdict (or puts it back in
+    the queue), so they look at once and the others do not look at all. Only a hint: a request that
+    misses it (a verdict another server wrote) looks again within POLL s, and a restart loses nothing."""
 
     def __init__(self):
-        self.loop, self.event = None, asyncio.Event()
+        self.loop, self.waiting = None, {}  # (student, attempt) -> asyncio.Event
 
-    def ring(self) -> None:  # from the dispatcher's thread
+    def event(self, student: str, attempt: int) -> asyncio.Event:
+        "What a request waiting on this attempt waits for; taken before it looks, so no ring is missed."
+        return self.waiting.setdefault((student, attempt), asyncio.Event())
+
+    def ring(self, student: str, attempt: int) -> None:  # from the dispatcher's thread
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._ring)
+            self.loop.call_soon_threadsafe(self._ring, (student, attempt))
 
-    def _ring(self) -> None:
-        self.event.set()
-        self.event = asyncio.Event()
+    def _ring(self, key) -> None:
+        event = self.waiting.pop(key, None)
+        if event is not None:
+            event.set()
 
 
 def error(exc: Refused) -> JSONResponse:
@@ -189,7 +194,7 @@ async def attempt(request: Request) -> Response:
         return error(Refused(400, "wait must be a number of seconds."))
     deadline = time.monotonic() + wait
     while True:
-        ring = state.bell.event
+        ring = state.bell.event(who.person, number)
         row, position, estimate = await run_in_threadpool(queue.place, state.store, who.person, number)
         if row is None:
             return error(Refused(404, f"You have no attempt {number}."))
@@ -199,6 +204,8 @@ async def attempt(request: Request) -> Response:
             await asyncio.wait_for(ring.wait(), min(POLL, max(0.0, deadline - time.monotonic())))
         except asyncio.TimeoutError:
             pass
+    if row.state in (DONE, FAILED):
+        state.bell.waiting.pop((who.person, number), None)  # nothing will ring for it again
     answer = {"receipt": receipt(row), "state": row.state}
     if position is not None:
         answer |= {"position": position + 1, "estimate_seconds": round(estimate, 1)}

@@ -36,7 +36,7 @@ class Dispatcher(threading.Thread):
         self.store, self.make_engine, self.on_verdict, self.tick = (
             store,
             make_engine,
-            on_verdict or (lambda: None),
+            on_verdict or (lambda student, attempt: None),
             tick,
         )
         self.engine, self.ready, self.failed = None, threading.Event(), None
@@ -105,7 +105,7 @@ class Dispatcher(threading.Thread):
             else:
                 log.warning("lost submission %s (run %s): %s", outcome.job.id, outcome.job.run, outcome.lost)
                 queue.release(self.store, outcome.job.id, owner, outcome.lost)
-            self.on_verdict()
+            self.on_verdict(outcome.job.student, outcome.job.attempt)
         for slot in self.engine.free():
             job = queue.claim(self.store, self.owner(slot))
             if job is None:

@@ -92,6 +92,7 @@ submissions = Table(
     UniqueConstraint("student", "attempt", name="uq_handin_attempt"),
     Index("ix_handin_student_sha", "student", "sha256"),
     Index("ix_handin_state", "state", "id"),
+    Index("ix_handin_recent", "state", "verdict_at", "started_at"),  # recent grading times, without the bodies
 )
 requests = Table(
     "handin_requests",
@@ -187,6 +188,8 @@ class Store:
         self.url, self.settings, self.clock = url, settings or HandInService(), clock
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        for index in submissions.indexes:  # an index added since this store was made
+            index.create(self.engine, checkfirst=True)
         with self.write() as conn:
             if conn.execute(select(admission.c.name)).first() is None:
                 conn.execute(insert(admission).values(name="queue"))
