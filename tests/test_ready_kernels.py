@@ -6,6 +6,7 @@ prints the sha256 of the notebook file it finds in its home, and watches which k
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import nbformat
@@ -53,8 +54,8 @@ def taken(monkeypatch):
 
 
 def spare():
-    assert ready._spare is not None, "prepare() left a ready kernel"
-    return ready._spare[1]
+    assert threading.get_ident() in ready._spares, "prepare() left a ready kernel"
+    return ready._spares[threading.get_ident()][1]
 
 
 def gone(km) -> list:
@@ -115,4 +116,18 @@ def test_discard_leaves_no_process_folder_group_or_user():
     ready.prepare(config(), ["optimizers.ipynb"])
     km = spare()
     ready.discard()
-    assert ready._spare is None and gone(km) == []
+    assert threading.get_ident() not in ready._spares and gone(km) == []
+
+
+def test_each_thread_keeps_its_own_ready_kernel(tmp_path, taken):
+    c, other = config(), {}
+    ready.prepare(c, ["optimizers.ipynb"])
+    mine = spare()
+    thread = threading.Thread(target=lambda: (ready.prepare(c, ["optimizers.ipynb"]), other.update(km=spare())))
+    thread.start()
+    thread.join()
+    assert other["km"] is not mine and spare() is mine, "a second grading thread does not take or replace mine"
+    nb, digest = submission(tmp_path, "mine")
+    assert execute(tmp_path, nb, c) == digest and taken == [mine]
+    ready._discard_all()
+    assert ready._spares == {} and gone(other["km"]) == []

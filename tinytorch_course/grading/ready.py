@@ -14,11 +14,19 @@ Sequential `nbgrader autograde` never calls `prepare()`, so it starts its kernel
 import atexit
 import json
 import sys
+import threading
 from pathlib import Path
 
 from jupyter_core.utils import run_sync
 
-_spare = None  # (fit, kernel manager): at most one per process
+_spares = {}  # thread -> (fit, kernel manager): one per grading thread (a Dask worker may run several)
+_lock = threading.Lock()
+
+
+def _pop(thread: int | None = None):
+    "This thread's ready kernel (fit, manager), no longer kept; None if it has none."
+    with _lock:
+        return _spares.pop(threading.get_ident() if thread is None else thread, None)
 
 
 def _fit(config, kernel_name: str, extra_arguments: list, notebooks: list) -> str:
@@ -39,12 +47,11 @@ def _arguments(execute) -> list:
 
 
 def prepare(config, notebooks: list, kernel_name: str = "python3") -> None:
-    """Start a sandboxed kernel for the next submission (replacing any unused one) and return while it
-    boots. `notebooks` are the file names the submission's folder will hold."""
+    """Start a sandboxed kernel for this thread's next submission (replacing any unused one) and return while
+    it boots. `notebooks` are the file names the submission's folder will hold."""
     from .preprocessors import RobustExecute
     from .sandbox import SandboxedKernelManager
 
-    global _spare
     discard()
     execute = RobustExecute(config=config)
     if not execute.sandbox:
@@ -57,16 +64,17 @@ def prepare(config, notebooks: list, kernel_name: str = "python3") -> None:
         print(f"tinytorch: no ready kernel ({exc!r}); the next submission starts its own", file=sys.stderr)
         _shutdown(km)
         return
-    _spare = (_fit(config, kernel_name, extra, notebooks), km)
+    with _lock:
+        _spares[threading.get_ident()] = (_fit(config, kernel_name, extra, notebooks), km)
 
 
 def take(execute):
     """The ready kernel's manager, its notebooks written in, if it fits `execute` (an nbclient executor about
     to create its kernel manager); None otherwise, and the ready kernel is shut down."""
-    global _spare
-    if _spare is None:
+    spare = _pop()
+    if spare is None:
         return None
-    (fit, km), _spare = _spare, None
+    fit, km = spare
     kernel_name = execute.kernel_name or execute.nb.metadata.get("kernelspec", {}).get("name") or "python3"
     folder = Path(execute.resources.get("metadata", {}).get("path") or ".")
     notebooks = [p.name for p in folder.glob("*.ipynb")]
@@ -78,11 +86,18 @@ def take(execute):
 
 
 def discard() -> None:
-    "Shut down the ready kernel, if any (at exit, too)."
-    global _spare
-    if _spare is not None:
-        (_, km), _spare = _spare, None
-        _shutdown(km)
+    "Shut down this thread's ready kernel, if any."
+    spare = _pop()
+    if spare is not None:
+        _shutdown(spare[1])
+
+
+def _discard_all() -> None:
+    "At exit: every thread's ready kernel."
+    for thread in list(_spares):
+        spare = _pop(thread)
+        if spare is not None:
+            _shutdown(spare[1])
 
 
 def _shutdown(km) -> None:
@@ -97,4 +112,4 @@ def _shutdown(km) -> None:
         print(f"tinytorch: a ready kernel's cleanup failed ({exc!r})", file=sys.stderr)
 
 
-atexit.register(discard)
+atexit.register(_discard_all)
