@@ -119,12 +119,13 @@ def main() -> int:
         t_batch = time.perf_counter() - start
         archive, reference = bundle(batch, batch.root / "gradebook.db"), build("reference", course.root)
         from tinytorch_course.grading import ready
+        from tinytorch_course.grading.worker import prepare_next
 
         def alone(ready_kernel: bool) -> float:
             "The reference graded by this (already-started) process, with or without a ready kernel."
             ready.discard()
             if ready_kernel:
-                ready.prepare(grading_course(archive, 4 * 2**30, True).config, ["optimizers.ipynb"])
+                prepare_next(grading_course(archive, 4 * 2**30, True).config)
                 time.sleep(2)  # an idle moment: the kernel boots
             start = time.perf_counter()
             grade_remote(archive, "warm", {"optimizers.ipynb": reference}, 4 * 2**30, True, prepare_next=False)

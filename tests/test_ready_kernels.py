@@ -72,7 +72,7 @@ def gone(km) -> list:
 
 def test_a_ready_kernel_serves_the_next_submission_with_its_notebook_once(tmp_path, taken):
     c = config()
-    ready.prepare(c, ["optimizers.ipynb"])
+    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
     km, process = spare(), spare().provisioner.process
     first, digest = submission(tmp_path / "a", "first")
     assert execute(tmp_path / "a", first, c) == digest, "the ready kernel sees this submission's notebook"
@@ -84,7 +84,7 @@ def test_a_ready_kernel_serves_the_next_submission_with_its_notebook_once(tmp_pa
 
 
 def test_a_ready_kernel_started_with_other_settings_is_shut_down_unused(tmp_path, taken):
-    ready.prepare(config(memory=2 * 2**30), ["optimizers.ipynb"])
+    ready.prepare(RobustExecute(config=config(memory=2 * 2**30)), ["optimizers.ipynb"])
     km = spare()
     nb, digest = submission(tmp_path, "other limits")
     assert execute(tmp_path, nb, config(memory=3 * 2**30)) == digest
@@ -94,7 +94,7 @@ def test_a_ready_kernel_started_with_other_settings_is_shut_down_unused(tmp_path
 
 def test_a_ready_kernel_for_another_file_name_is_shut_down_unused(tmp_path, taken):
     c = config()
-    ready.prepare(c, ["other.ipynb"])
+    ready.prepare(RobustExecute(config=c), ["other.ipynb"])
     km = spare()
     nb, digest = submission(tmp_path, "other name")
     assert execute(tmp_path, nb, c) == digest
@@ -103,7 +103,7 @@ def test_a_ready_kernel_for_another_file_name_is_shut_down_unused(tmp_path, take
 
 def test_a_ready_kernel_that_died_while_waiting_is_replaced(tmp_path, taken):
     c = config()
-    ready.prepare(c, ["optimizers.ipynb"])
+    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
     km = spare()
     os.kill(km.provisioner.process.pid, 9)
     km.provisioner.process.wait()
@@ -113,7 +113,7 @@ def test_a_ready_kernel_that_died_while_waiting_is_replaced(tmp_path, taken):
 
 
 def test_discard_leaves_no_process_folder_group_or_user():
-    ready.prepare(config(), ["optimizers.ipynb"])
+    ready.prepare(RobustExecute(config=config()), ["optimizers.ipynb"])
     km = spare()
     ready.discard()
     assert threading.get_ident() not in ready._spares and gone(km) == []
@@ -121,9 +121,11 @@ def test_discard_leaves_no_process_folder_group_or_user():
 
 def test_each_thread_keeps_its_own_ready_kernel(tmp_path, taken):
     c, other = config(), {}
-    ready.prepare(c, ["optimizers.ipynb"])
+    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
     mine = spare()
-    thread = threading.Thread(target=lambda: (ready.prepare(c, ["optimizers.ipynb"]), other.update(km=spare())))
+    thread = threading.Thread(
+        target=lambda: (ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"]), other.update(km=spare()))
+    )
     thread.start()
     thread.join()
     assert other["km"] is not mine and spare() is mine, "a second grading thread does not take or replace mine"

@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .course import ASSIGNMENT, NOTEBOOK, Course
+from .course import ASSIGNMENT, Course
 from .result import ERROR, Result
 
 _UNPACKED = {}  # on a worker: bundle digest -> unpacked course folder
@@ -84,8 +84,7 @@ def grade_remote(
 ) -> Result:
     """Runs on a Dask worker: grade one submission in the sandbox; return its Result, write no gradebook.
     With `prepare_next`, a kernel for the next submission starts before it returns (`ready.py`)."""
-    from . import ready
-    from .worker import execute_submission
+    from .worker import execute_submission, prepare_next
 
     course = grading_course(archive, memory_bytes, sandbox, cgroups)
     folder = course.submitted(student)
@@ -100,7 +99,7 @@ def grade_remote(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if prepare_next:
-            ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])
+            prepare_next(course.config)
 
 
 def run(

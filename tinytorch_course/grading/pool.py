@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import ready
-from .course import NOTEBOOK, Course
+from .course import Course
 from .record import atomic_write
 from .result import ERROR, OVER_BUDGET, Result
-from .worker import execute_submission
+from .worker import execute_submission, prepare_next
 
 
 def _limit_worker(memory_bytes: int):
@@ -83,6 +82,23 @@ class Worker:
         kill_group(self.proc)
 
 
+def close_all(procs, timeout: float = 15.0) -> None:
+    """End idle workers the clean way: no more input, so each shuts down its ready kernel and gives back its
+    control group and user before it exits; any still running after `timeout` s is killed."""
+    for proc in procs:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        kill_group(proc)
+
+
 def kill_group(proc) -> None:
     "Kill a worker that leads its own process group (its preexec calls os.setpgrp), all it started; reap it."
     try:
@@ -139,8 +155,10 @@ def run(
                 yield student, fp, result
             time.sleep(0.05)
     finally:
+        close_all([w.proc for w in pool if w.task is None])
         for worker in pool:
-            worker.stop()
+            if worker.task is not None:  # interrupted mid-submission
+                worker.stop()
 
 
 def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, cgroups: bool = True) -> None:
@@ -149,7 +167,7 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, 
     course.config.RobustExecute.sandbox = sandbox
     course.config.SandboxedKernelManager.memory_limit = memory_bytes
     course.config.SandboxedKernelManager.cgroups = cgroups
-    ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])  # a kernel boots while the first task comes
+    prepare_next(course.config)  # a kernel boots while the first task comes
     for line in sys.stdin:
         task = json.loads(line)
         try:
@@ -157,7 +175,7 @@ def worker_loop(root: str, snapshot_url: str, memory_bytes: int, sandbox: bool, 
         except Exception as exc:  # the grader's own failure still yields a result for that student
             result = Result.failed(task["student"], ERROR, f"The grader failed on this submission: {exc!r}"[:500])
         atomic_write(Path(task["out"]), json.dumps(result.to_json(with_notebook=True)))
-        ready.prepare(course.config, [f"{NOTEBOOK}.ipynb"])  # the next one's kernel, once this result is out
+        prepare_next(course.config)  # the next one's kernel, once this result is out
 
 
 if __name__ == "__main__":  # a worker: python -m tinytorch_course.grading.pool --root R --snapshot URL --memory B

@@ -46,16 +46,16 @@ def _arguments(execute) -> list:
     return extra
 
 
-def prepare(config, notebooks: list, kernel_name: str = "python3") -> None:
+def prepare(execute, notebooks: list, kernel_name: str = "python3") -> None:
     """Start a sandboxed kernel for this thread's next submission (replacing any unused one) and return while
-    it boots. `notebooks` are the file names the submission's folder will hold."""
-    from .preprocessors import RobustExecute
+    it boots. `execute` is the executor that will grade it (`RobustExecute`, configured as it will be);
+    `notebooks` are the file names the submission's folder will hold."""
     from .sandbox import SandboxedKernelManager
 
     discard()
-    execute = RobustExecute(config=config)
     if not execute.sandbox:
         return
+    config = execute.config
     extra = _arguments(execute)
     km = SandboxedKernelManager(kernel_name=kernel_name, config=config, placeholders=list(notebooks))
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import ready
 from .course import ASSIGNMENT, NOTEBOOK, Course
 from .pipeline import EXECUTE, SANITIZE
 from .preprocessors import (
@@ -152,6 +153,11 @@ def execute_submission(course: Course, student: str, snapshot_url: str) -> Resul
         verdicts=dict(verdicts(resources)),
         notebook=nbformat.writes(nb),
     )
+
+
+def prepare_next(config) -> None:
+    "Start the next submission's sandboxed kernel now, while this process waits for it (`ready.py`)."
+    ready.prepare(RobustExecute(config=config), [f"{NOTEBOOK}.ipynb"])
 
 
 def execution_events(nb, timeout) -> list:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grading.pool import kill_group
+from ..grading.pool import close_all, kill_group
 from ..grading.result import OVER_BUDGET, Result
 from .queue import Job
 
@@ -148,8 +148,10 @@ class LocalEngine:
         return {name: slot.proc.pid for name, slot in self.slots.items()}
 
     def stop(self) -> None:
+        close_all([slot.proc for slot in self.slots.values() if slot.job is None and slot.proc is not None])
         for slot in self.slots.values():
-            slot.stop()
+            if slot.job is not None:  # mid-submission: killed, and graded again after a restart
+                slot.stop()
 
 
 class DaskEngine:

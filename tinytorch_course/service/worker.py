@@ -16,10 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..grading import ready
-from ..grading.course import NOTEBOOK
 from ..grading.dask_pool import grade_remote, grading_course
 from ..grading.record import atomic_write
+from ..grading.worker import prepare_next
 
 
 def main(argv=None) -> int:
@@ -30,13 +29,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     archive = Path(args.bundle).read_bytes()
     config = grading_course(archive, args.memory, not args.unsandboxed).config
-    ready.prepare(config, [f"{NOTEBOOK}.ipynb"])  # a kernel boots while the first hand-in comes
+    prepare_next(config)  # a kernel boots while the first hand-in comes
     for line in sys.stdin:
         task = json.loads(line)
         files = {name: base64.b64decode(data) for name, data in task["files"].items()}
         result = grade_remote(archive, task["student"], files, args.memory, not args.unsandboxed, prepare_next=False)
         atomic_write(Path(task["out"]), json.dumps(result.to_json()))
-        ready.prepare(config, [f"{NOTEBOOK}.ipynb"])  # the next one's kernel, once this verdict is out
+        prepare_next(config)  # the next one's kernel, once this verdict is out
     return 0
 
 
