@@ -124,16 +124,23 @@ class Group:
             time.sleep(0.01)
         return killed
 
+    def remove(self, specs: list | None = None) -> list:
+        """One try at removing the group, never killing: the controllers' specs it is still in (a busy
+        group stays). One controller at a time: cgdelete -g a,b:... stops after the first."""
+        left = list(specs if specs is not None else controllers() if version() == 1 else [",".join(controllers())])
+        for spec in list(left):
+            try:
+                _run("cgdelete", "-g", f"{spec}:{self.name}")
+                left.remove(spec)
+            except subprocess.CalledProcessError:
+                pass
+        return left
+
     def delete(self) -> None:
         self.kill()
-        left = controllers() if version() == 1 else [",".join(controllers())]
+        left = None
         for _ in range(50):  # the killed processes leave the group as they die
-            for spec in list(left):  # one controller at a time: cgdelete -g a,b:... stops after the first
-                try:
-                    _run("cgdelete", "-g", f"{spec}:{self.name}")
-                    left.remove(spec)
-                except subprocess.CalledProcessError:
-                    pass
+            left = self.remove(left)
             if not left:
                 return
             time.sleep(0.1)
@@ -154,14 +161,6 @@ def sweep() -> list:
         if not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
             continue
         group = Group(f"{PARENT}/{name}")
-        if group.pids():
-            continue
-        specs = controllers() if version() == 1 else [",".join(controllers())]
-        try:
-            for spec in specs:
-                if version() == 2 or (ROOT / spec / group.name).exists():
-                    _run("cgdelete", "-g", f"{spec}:{group.name}")
+        if not group.pids() and not group.remove():
             removed.append(name)
-        except subprocess.CalledProcessError:
-            pass
     return removed
