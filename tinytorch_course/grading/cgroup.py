@@ -127,7 +127,9 @@ class Group:
     def remove(self, specs: list | None = None) -> list:
         """One try at removing the group, never killing: the controllers' specs it is still in (a busy
         group stays). One controller at a time: cgdelete -g a,b:... stops after the first."""
-        left = list(specs if specs is not None else controllers() if version() == 1 else [",".join(controllers())])
+        if specs is None:  # pids last: a group half removed stays where sweep() looks, to be tried again
+            specs = sorted(controllers(), key=lambda c: c == "pids") if version() == 1 else [",".join(controllers())]
+        left = list(specs)
         for spec in list(left):
             try:
                 _run("cgdelete", "-g", f"{spec}:{self.name}")
@@ -146,10 +148,12 @@ class Group:
             time.sleep(0.1)
 
 
-def sweep() -> list:
+def sweep(min_age: float = 60.0) -> list:
     """Remove the empty groups whose grading process is gone (a worker killed with its kernel, or with the
     kernel it kept ready, never deleted them); which ones. A group with any process in it is never
-    touched: cgdelete refuses it, and nothing here kills."""
+    touched: cgdelete refuses it, and nothing here kills. A group younger than `min_age` seconds is
+    left alone too: its owner may run in another PID namespace (so look dead from here) and be about
+    to start its kernel in it."""
     base = ROOT / PARENT if version() == 2 else ROOT / "pids" / PARENT
     try:
         names = [p.name for p in base.iterdir() if p.is_dir()]
@@ -159,6 +163,11 @@ def sweep() -> list:
     for name in names:
         owner = name.split("-", 1)[0]
         if not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
+            continue
+        try:
+            if time.time() - (base / name).stat().st_mtime < min_age:
+                continue
+        except OSError:
             continue
         group = Group(f"{PARENT}/{name}")
         if not group.pids() and not group.remove():
