@@ -16,6 +16,7 @@ Prints each against the references.
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import sys
@@ -65,10 +66,16 @@ def kernel_start_stop(n: int = 3) -> float:
 
 def cpu_seconds(pid: int) -> float:
     "CPU time (user and system) a process has used so far, all its threads."
-    import os
-
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu(pids: list) -> tuple:
+    """(the workers' own CPU seconds, their sandboxed kernels' CPU seconds) so far. Every kernel runs in a
+    control group under one parent, whose CPU time counts that of its children, removed ones included."""
+    from tinytorch_course.grading import cgroup
+
+    return sum(cpu_seconds(p) for p in pids), cgroup.Group(cgroup.PARENT).cpu_seconds()
 
 
 def machine_busy() -> tuple:
@@ -102,8 +109,11 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--each", type=int, default=3)
     parser.add_argument("--idle", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="local workers (default: the service's own)")
     args = parser.parse_args()
+    from tinytorch_course.service.dispatch import default_workers
+
+    args.workers = args.workers or default_workers()
     scratch = Path(tempfile.mkdtemp(prefix="bench-handin-"))
     try:
         burst = max(args.each, args.idle + 1)  # the idle student: a warm-up and --idle hand-ins
@@ -164,7 +174,9 @@ def main() -> int:
                         times.append(time.perf_counter() - start)
 
             threads = [threading.Thread(target=student, args=(s,)) for s in students]
+            pids = service.worker_pids()
             cpu_before, machine_before = cpu_seconds(service.proc.pid), machine_busy()
+            workers_before = workers_cpu(pids)
             start = time.perf_counter()
             for t in threads:
                 t.start()
@@ -172,12 +184,13 @@ def main() -> int:
                 t.join()
             t_load = time.perf_counter() - start
             service_cpu = cpu_seconds(service.proc.pid) - cpu_before
+            own, kernels = (after - before for after, before in zip(workers_cpu(pids), workers_before))
             busy_cores = [after - before for after, before in zip(machine_busy(), machine_before)]
         finally:
             service.stop()
         n = args.students * args.each
         busy, per_grading, runs = workers_busy(db_url, students, args.workers)
-        print(f"machine: {__import__('os').cpu_count()} cores; service with {args.workers} local workers, sqlite")
+        print(f"machine: {os.cpu_count()} cores; service with {args.workers} local workers, sqlite")
         print(f"references: one batch grading of the reference (make autograde, 1 submission): {t_batch:.2f} s")
         print(f"            the same notebook on an already-started worker, starting its kernel: {t_warm:.2f} s")
         print(f"            the same, its kernel started while it waited (ready.py): {t_ready:.2f} s")
@@ -204,6 +217,13 @@ def main() -> int:
             f"            the service process itself (HTTP, store, dispatcher; not its workers) used "
             f"{service_cpu:.1f} core-seconds: {100 * service_cpu / t_load:.0f}% of one core; the machine's cores "
             f"were busy {100 * busy_cores[0] / busy_cores[1]:.0f}% of the time"
+        )
+        machine = busy_cores[0] / busy_cores[1] * t_load * (os.cpu_count() or 1)  # core-seconds used
+        print(
+            f"            per hand-in: {machine / n:.2f} core-seconds of the machine, of which the graded kernels "
+            f"{kernels / n:.2f} (started ready or not), the workers {own / n:.2f}, the service {service_cpu / n:.2f} "
+            f"(the rest: the {args.students} clients, the machine); at that cost the {os.cpu_count()} cores cannot "
+            f"finish {n} hand-ins in under {machine / (os.cpu_count() or 1):.0f} s"
         )
         return 0 if len(times) == n else 1
     finally:

@@ -171,6 +171,8 @@ class RobustExecute(Execute):
         if index in self._skip:
             cell.outputs = [error_output(*self._skip[index])]
             return cell, resources
+        if cell.cell_type != "code" or not cell.source.strip():  # nbclient sends nothing to the kernel
+            return super().preprocess_cell(cell, resources, index)
         if hasattr(self.km, "lock"):  # sandboxed: the kernel is up, its socket folder can close
             self.km.lock()
         try:

@@ -28,6 +28,7 @@ page runs its own scripts, so there the inert notebook is what protects the inst
 """
 
 import copy
+import functools
 import html
 import itertools
 
@@ -103,6 +104,14 @@ def _safe_tokens(tokens, attached) -> bool:
 def markdown_is_inert(source: str, attachments=()) -> bool:
     """Whether nbconvert renders `source` without raw HTML, with only web links, and with only data
     images or images among `attachments` (names; nbconvert fails on a missing one)."""
+    if len(source) > 16_384:  # remembered below only up to 4096 x 16 KiB
+        return _inert.__wrapped__(source, frozenset(attachments))
+    return _inert(source, frozenset(attachments))
+
+
+@functools.lru_cache(maxsize=4096)
+def _inert(source: str, attachments: frozenset) -> bool:
+    "`markdown_is_inert`, remembered: most of a class's markdown is the module's own, parsed once per process."
     from nbconvert.filters.markdown_mistune import MarkdownWithMath
 
     attached = {f"attachment:{name}" for name in attachments}

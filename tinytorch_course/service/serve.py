@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--db-url", default=os.environ.get("DB_URL") or None, help="the service's own database")
     parser.add_argument("--engine", choices=["local", "dask"], default="local")
     parser.add_argument("--scheduler", default=None, help="with --engine dask: the scheduler's address")
-    parser.add_argument("--workers", type=int, default=0, help="local grading processes (default: one per core)")
+    parser.add_argument("--workers", type=int, default=0, help="local grading processes (default: cores + 1)")
     parser.add_argument("--unsandboxed", action="store_true", help="grade without bubblewrap (unsafe)")
     parser.add_argument("--no-grading", action="store_true", help="serve only; other servers grade")
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* to trust")
