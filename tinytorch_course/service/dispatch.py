@@ -133,8 +133,8 @@ class Dispatcher(threading.Thread):
 
 def default_workers() -> int:
     """Local grading processes when none are asked for: one per core and one more. A grading leaves its core
-    idle while its kernel starts and between cells; with 2 workers on 2 cores, 40 students x 3 hand-ins kept
-    the cores 85% busy and took 180 s, with 3 workers 97% and 156 s (README, Benchmarks)."""
+    idle while its kernel starts and between cells: on 2 cores, 40 students x 3 hand-ins took 180 s with
+    2 workers (cores 85% busy) and 145-166 s with 3 (96%) (README, Benchmarks)."""
     return (os.cpu_count() or 1) + 1
 
 
