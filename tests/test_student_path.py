@@ -226,17 +226,25 @@ def run_all_cells(page, timeout: float = 300.0) -> None:
 
 
 def wait_for_idle_kernel(url: str, token: str, timeout: float = 90.0) -> None:
-    "Wait until the server reports a started kernel that is idle (the notebook's, once it has opened)."
+    """Wait until the server reports a started kernel that is idle (the notebook's, once it has opened).
+    Jupyter Server answers 500 to a kernel list taken while a kernel is starting (it has no last_activity
+    yet; JupyterLab simply asks again), so a 5xx means "not yet" here too."""
     import time
+    import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + timeout
+    deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
-        kernels = json.loads(urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5).read())
+        try:
+            kernels = json.loads(urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5).read())
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                raise
+            kernels, last = [], f"HTTP {exc.code}"
         if kernels and all(k["execution_state"] == "idle" for k in kernels):
             return
         time.sleep(0.5)
-    pytest.fail("the notebook's kernel did not start")
+    pytest.fail(f"the notebook's kernel did not start (last answer: {last})")
 
 
 def test_jupyterlab_in_chromium_runs_the_completed_notebook(jupyterlab, my_repo):
