@@ -15,6 +15,7 @@ from traitlets.config import Config
 
 from tinytorch_course.grading import cgroup, ready
 from tinytorch_course.grading.preprocessors import RobustExecute
+from tinytorch_course.grading.worker import prepare_next
 
 CELL = 'import hashlib\nprint(hashlib.sha256(open("optimizers.ipynb", "rb").read()).hexdigest())'
 
@@ -72,7 +73,7 @@ def gone(km) -> list:
 
 def test_a_ready_kernel_serves_the_next_submission_with_its_notebook_once(tmp_path, taken):
     c = config()
-    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
+    prepare_next(c)
     km, process = spare(), spare().provisioner.process
     first, digest = submission(tmp_path / "a", "first")
     assert execute(tmp_path / "a", first, c) == digest, "the ready kernel sees this submission's notebook"
@@ -84,7 +85,7 @@ def test_a_ready_kernel_serves_the_next_submission_with_its_notebook_once(tmp_pa
 
 
 def test_a_ready_kernel_started_with_other_settings_is_shut_down_unused(tmp_path, taken):
-    ready.prepare(RobustExecute(config=config(memory=2 * 2**30)), ["optimizers.ipynb"])
+    prepare_next(config(memory=2 * 2**30))
     km = spare()
     nb, digest = submission(tmp_path, "other limits")
     assert execute(tmp_path, nb, config(memory=3 * 2**30)) == digest
@@ -103,7 +104,7 @@ def test_a_ready_kernel_for_another_file_name_is_shut_down_unused(tmp_path, take
 
 def test_a_ready_kernel_that_died_while_waiting_is_replaced(tmp_path, taken):
     c = config()
-    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
+    prepare_next(c)
     km = spare()
     os.kill(km.provisioner.process.pid, 9)
     km.provisioner.process.wait()
@@ -113,7 +114,7 @@ def test_a_ready_kernel_that_died_while_waiting_is_replaced(tmp_path, taken):
 
 
 def test_discard_leaves_no_process_folder_group_or_user():
-    ready.prepare(RobustExecute(config=config()), ["optimizers.ipynb"])
+    prepare_next(config())
     km = spare()
     ready.discard()
     assert threading.get_ident() not in ready._spares and gone(km) == []
@@ -121,11 +122,9 @@ def test_discard_leaves_no_process_folder_group_or_user():
 
 def test_each_thread_keeps_its_own_ready_kernel(tmp_path, taken):
     c, other = config(), {}
-    ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"])
+    prepare_next(c)
     mine = spare()
-    thread = threading.Thread(
-        target=lambda: (ready.prepare(RobustExecute(config=c), ["optimizers.ipynb"]), other.update(km=spare()))
-    )
+    thread = threading.Thread(target=lambda: (prepare_next(c), other.update(km=spare())))
     thread.start()
     thread.join()
     assert other["km"] is not mine and spare() is mine, "a second grading thread does not take or replace mine"
